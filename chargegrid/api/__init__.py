@@ -1,0 +1,1 @@
+"""HTTP API adapter (FastAPI): operators' REST API with OpenAPI, and live events over SSE."""

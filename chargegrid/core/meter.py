@@ -1,0 +1,153 @@
+"""Meter values: normalising OCPP samples and reading energy, power and state of charge.
+
+Rules:
+- Values are converted to base units (Wh, W, varh, var, A, V, %): 1.6 sends strings with a
+  ``unit`` ("kWh", ...), 2.x sends numbers with ``unitOfMeasure`` {unit, multiplier}.
+- A missing measurand means "Energy.Active.Import.Register" (both versions' default); a
+  missing unit means Wh (the default for that measurand).
+- Signed 1.6 values (``format: SignedData``) carry no number and are skipped here; the raw
+  frame stays in the message log.
+- Timestamps without a zone are taken as UTC, as real chargers that omit the "Z" mean UTC.
+- A sample's digest is a hash of its whole content, so a replayed sample is recognised and
+  stored once while two different samples with the same timestamp are both kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from chargegrid.core.model import MeterSample, SampledValue
+
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+POWER = "Power.Active.Import"
+SOC = "SoC"
+
+_SCALE: dict[str, tuple[str, float]] = {
+    "kWh": ("Wh", 1000.0),
+    "kW": ("W", 1000.0),
+    "kvarh": ("varh", 1000.0),
+    "kvar": ("var", 1000.0),
+    "kVA": ("VA", 1000.0),
+    "Percent": ("%", 1.0),
+}
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse an OCPP date-time; naive values are UTC. Raises ValueError on garbage."""
+    at = datetime.fromisoformat(text)
+    if at.tzinfo is None:
+        return at.replace(tzinfo=UTC)
+    return at.astimezone(UTC)
+
+
+def _normalise(unit: str, value: float) -> tuple[str, float]:
+    scaled = _SCALE.get(unit)
+    if scaled is None:
+        return unit, value
+    return scaled[0], value * scaled[1]
+
+
+def values_v16(sampled: Iterable[Mapping[str, Any]]) -> tuple[SampledValue, ...]:
+    """Normalise 1.6 ``sampledValue`` entries (string values)."""
+    out = []
+    for sv in sampled:
+        if sv.get("format") == "SignedData":
+            continue
+        try:
+            number = float(sv["value"])
+        except (KeyError, ValueError):
+            continue
+        unit, number = _normalise(sv.get("unit", "Wh"), number)
+        out.append(
+            SampledValue(
+                measurand=sv.get("measurand", ENERGY_REGISTER),
+                value=number,
+                unit=unit,
+                phase=sv.get("phase"),
+                location=sv.get("location"),
+                context=sv.get("context"),
+            )
+        )
+    return tuple(out)
+
+
+def values_v2(sampled: Iterable[Mapping[str, Any]]) -> tuple[SampledValue, ...]:
+    """Normalise 2.0.1 / 2.1 ``sampledValue`` entries (numbers with a unit multiplier)."""
+    out = []
+    for sv in sampled:
+        uom = sv.get("unitOfMeasure") or {}
+        number = float(sv["value"]) * (10.0 ** int(uom.get("multiplier", 0)))
+        unit, number = _normalise(uom.get("unit", "Wh"), number)
+        out.append(
+            SampledValue(
+                measurand=sv.get("measurand", ENERGY_REGISTER),
+                value=number,
+                unit=unit,
+                phase=sv.get("phase"),
+                location=sv.get("location"),
+                context=sv.get("context"),
+            )
+        )
+    return tuple(out)
+
+
+def make_sample(
+    *,
+    charger_id: str,
+    evse_id: int,
+    connector_id: int,
+    transaction_id: str | None,
+    timestamp: datetime,
+    values: tuple[SampledValue, ...],
+) -> MeterSample:
+    """Build a sample and its content digest."""
+    key = repr((charger_id, evse_id, connector_id, transaction_id, timestamp.isoformat(), values))
+    digest = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+    return MeterSample(
+        charger_id=charger_id,
+        evse_id=evse_id,
+        connector_id=connector_id,
+        transaction_id=transaction_id,
+        timestamp=timestamp,
+        values=values,
+        digest=digest,
+    )
+
+
+def _total(values: Iterable[SampledValue], measurand: str, unit: str) -> float | None:
+    """The value of a measurand: the un-phased value if given, else the sum over phases.
+
+    Only the outlet/unspecified location counts: an EV-side reading is not what was delivered.
+    """
+    total: float | None = None
+    for sv in values:
+        if sv.measurand != measurand or sv.unit != unit or sv.location in ("EV", "Inlet"):
+            continue
+        if sv.phase is None:
+            return sv.value
+        if sv.phase in ("L1", "L2", "L3", "L1-N", "L2-N", "L3-N"):
+            total = (total or 0.0) + sv.value
+    return total
+
+
+def energy_register_wh(values: Iterable[SampledValue]) -> int | None:
+    """The energy import register in whole Wh (rounded down), if the sample has it."""
+    total = _total(values, ENERGY_REGISTER, "Wh")
+    return None if total is None else int(total)
+
+
+def power_w(values: Iterable[SampledValue]) -> int | None:
+    """The active import power in whole W, if the sample has it."""
+    total = _total(values, POWER, "W")
+    return None if total is None else int(total)
+
+
+def soc_percent(values: Iterable[SampledValue]) -> float | None:
+    """The vehicle's state of charge in percent, if the sample has it."""
+    for sv in values:
+        if sv.measurand == SOC:
+            return sv.value
+    return None

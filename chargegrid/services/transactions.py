@@ -1,0 +1,290 @@
+"""Driver authorization, transactions and meter values.
+
+Rules:
+- 1.6: the CSMS assigns transaction ids. A replayed StartTransaction (same charger, connector,
+  idTag, timestamp and meterStart) gets the id it got the first time; a replayed
+  StopTransaction changes nothing.
+- 2.x: a TransactionEvent is recorded by (charger, transactionId, seqNo) first; a replay is
+  answered like the original and changes nothing.
+- Meter values are group-committed: MeterValues calls are acknowledged only once their batch
+  is committed (the returned future resolves then), so a charger never gets a CALLRESULT for
+  a sample that a crash could lose, and the database sees one multi-row insert per batch
+  instead of one per call. Live session figures (energy, power, SoC) are updated in memory at
+  once and written to the session row at most every ``session_flush_s``: the samples table
+  holds every reading, and the stop message carries the final ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from chargegrid.core import sessions as core_sessions
+from chargegrid.core.auth import authorize
+from chargegrid.core.model import MeterSample, OcppVersion, Session, SessionStatus, TokenStatus
+from chargegrid.core.sessions import TxEvent
+from chargegrid.services.ports import EventBus, Store, StoredEvent
+
+log = structlog.get_logger("chargegrid.transactions")
+
+
+def session_event(s: Session) -> dict[str, Any]:
+    return {
+        "session_id": s.id,
+        "charger_id": s.charger_id,
+        "evse_id": s.evse_id,
+        "connector_id": s.connector_id,
+        "transaction_id": s.transaction_id,
+        "status": s.status.value,
+        "energy_wh": s.energy_wh,
+        "power_w": s.power_w,
+        "soc_percent": s.soc_percent,
+        "started_at": s.started_at.isoformat(),
+        "stopped_at": s.stopped_at.isoformat() if s.stopped_at else None,
+        "stop_reason": s.stop_reason,
+    }
+
+
+class TransactionService:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        clock: Callable[[], datetime],
+        *,
+        batch_max: int = 500,
+        batch_interval_s: float = 0.05,
+        session_flush_s: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        self.batch_max = batch_max
+        self.batch_interval_s = batch_interval_s
+        self.session_flush_s = session_flush_s
+        self._pending: list[MeterSample] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._wakeup = asyncio.Event()
+        self._active: dict[tuple[str, str], Session] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._session_task: asyncio.Task[None] | None = None
+        self.samples_written = 0
+        self.batches_written = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        for s in await self.store.list_sessions(active=True, limit=1_000_000):
+            self._active[(s.charger_id, s.transaction_id)] = s
+        self._task = asyncio.create_task(self._flush_loop(), name="meter-batcher")
+        self._session_task = asyncio.create_task(self._session_loop(), name="session-flusher")
+
+    async def stop(self) -> None:
+        for task in (self._task, self._session_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._flush_samples()
+        await self._flush_sessions()
+
+    # -- authorization ---------------------------------------------------------------------
+    async def authorize(self, token: str) -> tuple[TokenStatus, datetime | None]:
+        record = await self.store.get_token(token)
+        status = authorize(record, self.clock())
+        log.info("token.authorize", token=token, status=status.value)
+        return status, (record.expires_at if record else None)
+
+    def active_sessions(self) -> list[Session]:
+        return sorted(self._active.values(), key=lambda s: (s.charger_id, s.evse_id, s.connector_id))
+
+    def live(self, charger_id: str, transaction_id: str) -> Session | None:
+        return self._active.get((charger_id, transaction_id))
+
+    def _remember(self, s: Session) -> None:
+        key = (s.charger_id, s.transaction_id)
+        if s.status is SessionStatus.ACTIVE:
+            self._active[key] = s
+        else:
+            self._active.pop(key, None)
+            self._dirty.discard(key)
+
+    # -- 1.6 --------------------------------------------------------------------------------
+    async def start_v16(
+        self, charger_id: str, *, connector_id: int, id_tag: str, meter_start_wh: int, at: datetime,
+        reservation_id: int | None = None,
+    ) -> tuple[Session, TokenStatus]:
+        """Start (or recognise a replayed start of) a 1.6 transaction.
+
+        The session is recorded even when the token is refused: the charger may already be
+        delivering energy (an offline start), and it will stop on the refusal itself.
+        """
+        status, _ = await self.authorize(id_tag)
+        fresh = core_sessions.start_v16(
+            charger_id=charger_id,
+            connector_id=connector_id,
+            id_tag=id_tag,
+            meter_start_wh=meter_start_wh,
+            at=at,
+            reservation_id=reservation_id,
+        )
+        assert fresh.start_key is not None
+        existing = await self.store.session_by_start_key(charger_id, fresh.start_key)
+        if existing is not None:
+            log.info("transaction.start_replayed", charger_id=charger_id, transaction_id=existing.transaction_id)
+            return existing, status
+        stored = await self.store.insert_session(fresh)
+        if stored.status is SessionStatus.ACTIVE:
+            self._remember(stored)
+        self.bus.publish("session.started", session_event(stored))
+        return stored, status
+
+    async def stop_v16(
+        self,
+        charger_id: str,
+        *,
+        transaction_id: str,
+        meter_stop_wh: int,
+        at: datetime,
+        reason: str | None,
+        samples: tuple[MeterSample, ...] = (),
+    ) -> Session | None:
+        """Stop a 1.6 transaction; unknown ids are logged and acknowledged (nothing to lose)."""
+        if samples:
+            await self.add_samples(samples)
+        current = self._active.get((charger_id, transaction_id)) or await self.store.session_by_transaction(
+            charger_id, transaction_id
+        )
+        if current is None:
+            log.warning("transaction.stop_unknown", charger_id=charger_id, transaction_id=transaction_id)
+            return None
+        if current.status is SessionStatus.COMPLETED:
+            return current
+        done = core_sessions.stop(current, at=at, meter_stop_wh=meter_stop_wh, reason=reason)
+        await self.store.update_session(done)
+        self._remember(done)
+        self.bus.publish("session.stopped", session_event(done))
+        return done
+
+    # -- 2.x -----------------------------------------------------------------------------------
+    async def transaction_event(self, charger_id: str, version: OcppVersion, ev: TxEvent) -> Session | None:
+        """Apply a 2.x TransactionEvent once; returns the session (None for a replay)."""
+        fresh = await self.store.record_transaction_event(
+            StoredEvent(
+                charger_id=charger_id,
+                transaction_id=ev.transaction_id,
+                seq_no=ev.seq_no,
+                event_type=ev.event_type,
+                timestamp=ev.timestamp,
+            )
+        )
+        if not fresh:
+            log.info("transaction.event_replayed", charger_id=charger_id, transaction_id=ev.transaction_id,
+                     seq_no=ev.seq_no)
+            return None
+        if ev.samples:
+            await self.add_samples(ev.samples)
+        key = (charger_id, ev.transaction_id)
+        current = self._active.get(key) or await self.store.session_by_transaction(charger_id, ev.transaction_id)
+        merged = core_sessions.apply_event(current, ev, charger_id=charger_id, version=version)
+        if current is None:
+            merged = await self.store.insert_session(merged)
+            topic = "session.started"
+        else:
+            await self.store.update_session(merged)
+            topic = "session.stopped" if merged.status is SessionStatus.COMPLETED else "session.updated"
+        self._remember(merged)
+        self._dirty.discard(key)
+        self.bus.publish(topic, session_event(merged))
+        return merged
+
+    # -- meter values ----------------------------------------------------------------------
+    def meter_values(self, samples: tuple[MeterSample, ...]) -> asyncio.Future[None]:
+        """Queue samples; the future resolves when they are committed. Never awaits."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.extend(samples)
+        self._waiters.append(fut)
+        self._apply_live(samples)
+        if len(self._pending) >= self.batch_max:
+            self._wakeup.set()
+        return fut
+
+    async def add_samples(self, samples: tuple[MeterSample, ...]) -> None:
+        await self.meter_values(samples)
+
+    def _apply_live(self, samples: tuple[MeterSample, ...]) -> None:
+        for m in samples:
+            if m.transaction_id is None:
+                continue
+            key = (m.charger_id, m.transaction_id)
+            s = self._active.get(key)
+            if s is None:
+                continue
+            updated = core_sessions.apply_sample(s, m)
+            if updated is not s:
+                self._active[key] = updated
+                if key not in self._dirty:
+                    self._dirty.add(key)
+                self.bus.publish("session.updated", session_event(updated))
+
+    async def _flush_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self.batch_interval_s)
+            self._wakeup.clear()
+            await self._flush_samples()
+
+    async def _flush_samples(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        waiters, self._waiters = self._waiters, []
+        try:
+            written = await self.store.add_meter_samples(batch)
+        except Exception as exc:  # the chargers will resend: fail their calls, keep running
+            log.exception("meter.batch_failed", size=len(batch))
+            for w in waiters:
+                if not w.done():
+                    w.set_exception(exc)
+            return
+        self.samples_written += written
+        self.batches_written += 1
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    async def _session_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.session_flush_s)
+            try:
+                await self._flush_sessions()
+            except Exception:
+                log.exception("session.flush_failed")
+
+    async def _flush_sessions(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        for key in dirty:
+            s = self._active.get(key)
+            if s is not None and s.id is not None:
+                await self.store.update_session(s)
+
+    async def list_sessions(
+        self, *, active: bool | None = None, charger_id: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Session]:
+        """Sessions from the store, with live figures for the active ones."""
+        rows = await self.store.list_sessions(active=active, charger_id=charger_id, limit=limit, offset=offset)
+        return [self._active.get((s.charger_id, s.transaction_id), s) for s in rows]
+
+    async def get_session(self, session_id: int) -> Session | None:
+        s = await self.store.session_by_id(session_id)
+        if s is None:
+            return None
+        return self._active.get((s.charger_id, s.transaction_id), s)
+
+    async def samples_of(self, s: Session, limit: int = 1000) -> list[MeterSample]:
+        return await self.store.list_meter_samples(s.charger_id, s.transaction_id, limit)

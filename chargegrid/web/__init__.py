@@ -1,0 +1,1 @@
+"""Operator dashboard: server-rendered pages with live updates over Server-Sent Events."""
