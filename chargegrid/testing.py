@@ -104,9 +104,10 @@ class FakeCharger:
         return self.raw_in[start]
 
     async def close(self) -> None:
-        await self.ws.close()
+        self.reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self.reader
+        await self.ws.close()
 
 
 def basic_auth(user: str, password: str) -> str:

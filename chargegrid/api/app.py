@@ -8,7 +8,6 @@ a command the charger's OCPP version cannot express, 502 when the charger answer
 error, 504 when it does not answer in time.
 """
 
-from __future__ import annotations
 
 import asyncio
 import contextlib

@@ -156,6 +156,7 @@ class Session:
     started_at: datetime
     stopped_at: datetime | None = None
     meter_start_wh: int | None = None
+    meter_start_at: datetime | None = None
     meter_last_wh: int | None = None
     meter_last_at: datetime | None = None
     energy_wh: int = 0

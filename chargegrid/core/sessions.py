@@ -5,7 +5,9 @@ States: ACTIVE -> COMPLETED, never back. Rules:
   the charger gives one, is the last reading.
 - Stopping a completed session changes nothing (a replayed StopTransaction / Ended event).
 - Meter samples only move the latest reading forward in time: a replayed older sample never
-  rewinds it, and samples for a completed session do not change its final figures.
+  rewinds it, and a completed session's latest reading is final. The start reading is the
+  register with the earliest timestamp seen, so a Started event that arrives late still
+  counts.
 - 2.x events may arrive out of order after an offline period (seqNo tells the order); each is
   merged so that the result does not depend on the order: the start is the earliest time seen,
   the Ended event's data wins whenever it arrives, and the latest reading is the one with the
@@ -53,6 +55,7 @@ def start_v16(
         status=SessionStatus.ACTIVE,
         started_at=at,
         meter_start_wh=meter_start_wh,
+        meter_start_at=at,
         meter_last_wh=meter_start_wh,
         meter_last_at=at,
         start_key=start_key_v16(charger_id, connector_id, id_tag, at, meter_start_wh),
@@ -68,30 +71,29 @@ def _with_energy(session: Session) -> Session:
 
 
 def apply_sample(session: Session, sample: MeterSample) -> Session:
-    """Fold one meter sample into an active session (see the module rules)."""
-    if session.status is SessionStatus.COMPLETED:
-        return session
+    """Fold one meter sample into a session (see the module rules)."""
     register = energy_register_wh(sample.values)
-    power = power_w(sample.values)
-    soc = soc_percent(sample.values)
     changes: dict[str, object] = {}
-    newer = session.meter_last_at is None or sample.timestamp >= session.meter_last_at
-    if register is not None:
-        if session.meter_start_wh is None or (
-            sample.timestamp <= session.started_at and register < session.meter_start_wh
-        ):
-            changes["meter_start_wh"] = register
-        if newer:
+    if register is not None and (session.meter_start_at is None or sample.timestamp < session.meter_start_at):
+        changes["meter_start_wh"] = register
+        changes["meter_start_at"] = sample.timestamp
+        if session.meter_last_wh is None:
             changes["meter_last_wh"] = register
             changes["meter_last_at"] = sample.timestamp
-    if newer:
+    newer = session.meter_last_at is None or sample.timestamp >= session.meter_last_at
+    if session.status is SessionStatus.ACTIVE and newer:
+        if register is not None:
+            changes["meter_last_wh"] = register
+            changes["meter_last_at"] = sample.timestamp
+        power = power_w(sample.values)
         if power is not None:
             changes["power_w"] = power
+        soc = soc_percent(sample.values)
         if soc is not None:
             changes["soc_percent"] = soc
+        changes["updated_at"] = max(session.updated_at or sample.timestamp, sample.timestamp)
     if not changes:
         return session
-    changes["updated_at"] = max(session.updated_at or sample.timestamp, sample.timestamp)
     return _with_energy(dataclasses.replace(session, **changes))  # type: ignore[arg-type]
 
 
@@ -111,6 +113,7 @@ def stop(session: Session, *, at: datetime, meter_stop_wh: int | None, reason: s
         changes["meter_last_at"] = at
         if session.meter_start_wh is None:
             changes["meter_start_wh"] = meter_stop_wh
+            changes["meter_start_at"] = at
     return _with_energy(dataclasses.replace(session, **changes))  # type: ignore[arg-type]
 
 

@@ -107,6 +107,7 @@ sessions = sa.Table(
     sa.Column("started_at", UTCDateTime(), nullable=False),
     sa.Column("stopped_at", UTCDateTime(), nullable=True),
     sa.Column("meter_start_wh", sa.BigInteger(), nullable=True),
+    sa.Column("meter_start_at", UTCDateTime(), nullable=True),
     sa.Column("meter_last_wh", sa.BigInteger(), nullable=True),
     sa.Column("meter_last_at", UTCDateTime(), nullable=True),
     sa.Column("energy_wh", sa.BigInteger(), nullable=False, server_default="0"),

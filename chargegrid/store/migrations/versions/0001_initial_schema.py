@@ -76,6 +76,7 @@ def upgrade() -> None:
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('stopped_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('meter_start_wh', sa.BigInteger(), nullable=True),
+    sa.Column('meter_start_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('meter_last_wh', sa.BigInteger(), nullable=True),
     sa.Column('meter_last_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('energy_wh', sa.BigInteger(), server_default='0', nullable=False),

@@ -1,0 +1,3 @@
+from chargegrid.cli import main
+
+main()

@@ -1,0 +1,127 @@
+"""Who may connect, and what a charger's bad input gets: real sockets, running CSMS."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from chargegrid.app import Csms, open_csms
+from chargegrid.testing import basic_auth, fake_charger
+from tests.conftest import PASSWORD, settings_for
+
+
+async def status_of_refusal(url: str, **kw: object) -> int:
+    with pytest.raises(InvalidStatus) as e:
+        async with connect(url, open_timeout=5, **kw):  # type: ignore[arg-type]
+            pass
+    return e.value.response.status_code
+
+
+async def test_unknown_and_wrong_credentials_refused(csms: Csms, registered: str) -> None:
+    base = csms.ocpp_url
+    assert await status_of_refusal(f"{base}/NOPE", subprotocols=["ocpp1.6"],
+                                   additional_headers={"Authorization": basic_auth("NOPE", "x" * 10)}) == 401
+    assert await status_of_refusal(f"{base}/{registered}", subprotocols=["ocpp1.6"],
+                                   additional_headers={"Authorization": basic_auth(registered, "wrong")}) == 401
+    assert await status_of_refusal(f"{base}/{registered}", subprotocols=["ocpp1.6"]) == 401
+    assert await status_of_refusal(f"{base}/{registered}", subprotocols=["ocpp1.6"], additional_headers={
+        "Authorization": basic_auth("OTHER", PASSWORD)}) == 401
+    assert await status_of_refusal(f"{base}/{registered}", subprotocols=["ocpp1.5", "mqtt"], additional_headers={
+        "Authorization": basic_auth(registered, PASSWORD)}) == 400
+    assert await status_of_refusal(base.rsplit("/", 1)[0] + "/elsewhere/x", subprotocols=["ocpp1.6"]) == 404
+    assert csms.ocpp.refused >= 6
+    # the right password still works afterwards, and the client's order of preference is honoured
+    async with fake_charger(base, registered, password=PASSWORD, subprotocols=["ocpp2.1", "ocpp1.6"]) as cp:
+        assert cp.subprotocol == "ocpp2.1"
+
+
+async def test_no_subprotocol_served_as_16(csms: Csms, registered: str) -> None:
+    async with fake_charger(csms.ocpp_url, registered, password=PASSWORD, subprotocols=[]) as cp:
+        assert cp.subprotocol is None
+        boot = await cp.call("BootNotification", {"chargePointVendor": "Old", "chargePointModel": "M"})
+        assert boot["status"] == "Accepted"
+    assert csms.ocpp.version_of(registered) is None
+
+
+async def test_auto_register_only_when_enabled(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    async with open_csms(settings_for(f"sqlite:///{tmp_path}/a.db", auto_register=True)) as c:
+        async with fake_charger(c.ocpp_url, "NEW-1", password="a-new-password") as cp:
+            await cp.call("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
+        assert (await c.store.get_charger("NEW-1")) is not None
+        # the password it first presented is now required
+        assert await status_of_refusal(f"{c.ocpp_url}/NEW-1", subprotocols=["ocpp1.6"], additional_headers={
+            "Authorization": basic_auth("NEW-1", "another-password")}) == 401
+
+
+@pytest.mark.parametrize(("proto", "bad_json_code", "bad_type_code"), [
+    ("ocpp1.6", "FormationViolation", "FormationViolation"),
+    ("ocpp2.0.1", "RpcFrameworkError", "MessageTypeNotSupported"),
+])
+async def test_malformed_frames_get_callerror_and_connection_lives(
+    csms: Csms, registered: str, proto: str, bad_json_code: str, bad_type_code: str
+) -> None:
+    async with fake_charger(csms.ocpp_url, registered, password=PASSWORD, subprotocols=[proto]) as cp:
+        await cp.send_raw("{not json")
+        err = await cp.expect_raw()
+        assert err[0] == 4 and err[1] == "-1" and err[2] == bad_json_code
+        await cp.send_raw('[9, "m1", "Heartbeat", {}]')
+        err = await cp.expect_raw()
+        assert err[:3] == [4, "m1", bad_type_code]
+        await cp.send_raw('[2, "m2", "Heartbeat"]')
+        err = await cp.expect_raw()
+        assert err[0] == 4 and err[1] == "m2"
+        await cp.send_raw('[3, "never-asked", {}]')  # an answer to nothing: ignored, not answered
+        await cp.send_raw(orjson.dumps([2, "m3", "BootNotification", {"chargePointVendor": 5, "chargePointModel": "M"}])
+                          if proto == "ocpp1.6" else
+                          orjson.dumps([2, "m3", "BootNotification", {"reason": "PowerUp"}]))
+        err = await cp.expect_raw()
+        expected = "TypeConstraintViolation" if proto == "ocpp1.6" else (
+            "OccurrenceConstraintViolation")
+        assert err[:3] == [4, "m3", expected]
+        assert "currentTime" in await cp.call("Heartbeat", {})
+    assert csms.ocpp.frames_rejected >= 3
+
+
+async def test_oversized_frame_closes_with_1009_and_others_unharmed(csms: Csms, registered: str) -> None:
+    await csms.platform.chargers.register("CP-2", PASSWORD)
+    async with fake_charger(csms.ocpp_url, "CP-2", password=PASSWORD) as other:
+        async with fake_charger(csms.ocpp_url, registered, password=PASSWORD) as cp:
+            huge = orjson.dumps([2, "big", "DataTransfer", {"vendorId": "x", "data": "y" * 100_000}]).decode()
+            await cp.send_raw(huge)
+            with pytest.raises(ConnectionClosed) as e:
+                for _ in range(50):
+                    await cp.ws.send('[2, "hb", "Heartbeat", {}]')
+                    await asyncio.sleep(0.05)
+            assert e.value.rcvd is not None and e.value.rcvd.code == 1009
+        assert "currentTime" in await other.call("Heartbeat", {})
+
+
+async def test_flood_is_throttled_without_loss(csms: Csms, registered: str) -> None:
+    await csms.platform.chargers.register("CP-2", PASSWORD)
+    csms.ocpp.config.rate_per_s = 200.0
+    csms.ocpp.config.burst = 50
+    async with fake_charger(csms.ocpp_url, "CP-2", password=PASSWORD) as other:
+        async with fake_charger(csms.ocpp_url, registered, password=PASSWORD) as cp:
+            n = 400
+            for i in range(n):
+                await cp.send_raw(f'[2, "f{i}", "Heartbeat", {{}}]')
+            t0 = asyncio.get_running_loop().time()
+            assert "currentTime" in await other.call("Heartbeat", {})  # unaffected meanwhile
+            while len(cp.raw_in) < n:
+                await asyncio.sleep(0.02)
+                assert asyncio.get_running_loop().time() - t0 < 10
+            answered = {m[1] for m in cp.raw_in if m[0] == 3}
+            assert answered == {f"f{i}" for i in range(n)}  # every call answered, none dropped
+    assert csms.ocpp.throttled >= 1
+
+
+async def test_replaced_connection(csms: Csms, registered: str) -> None:
+    async with fake_charger(csms.ocpp_url, registered, password=PASSWORD) as first:
+        async with fake_charger(csms.ocpp_url, registered, password=PASSWORD) as second:
+            await asyncio.wait_for(first.ws.wait_closed(), 5)
+            assert "currentTime" in await second.call("Heartbeat", {})
+            assert csms.ocpp.is_connected(registered)
