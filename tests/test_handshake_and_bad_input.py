@@ -50,8 +50,11 @@ async def test_no_subprotocol_served_as_16(csms: Csms, registered: str) -> None:
 async def test_auto_register_only_when_enabled(tmp_path) -> None:  # type: ignore[no-untyped-def]
     async with open_csms(settings_for(f"sqlite:///{tmp_path}/a.db", auto_register=True)) as c:
         async with fake_charger(c.ocpp_url, "NEW-1", password="a-new-password") as cp:
-            await cp.call("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
-        assert (await c.store.get_charger("NEW-1")) is not None
+            # sent at once, before the registration is stored: held, then handled in order
+            await cp.send_raw('[2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]')
+            await cp.call("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available"})
+        ch = await c.store.get_charger("NEW-1")
+        assert ch is not None and ch.vendor == "V" and ch.connectors[0].status == "Available"
         # the password it first presented is now required
         assert await status_of_refusal(f"{c.ocpp_url}/NEW-1", subprotocols=["ocpp1.6"], additional_headers={
             "Authorization": basic_auth("NEW-1", "another-password")}) == 401

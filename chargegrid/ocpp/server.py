@@ -119,6 +119,10 @@ class Connection(WSListener):
         self.timer: asyncio.TimerHandle | None = None
         self.fragments: list[bytes] | None = None
         self.closed = False
+        # Set while an auto-registration is being stored: frames wait so that nothing the
+        # charger sends first (boot, statuses) refers to a charger the store does not know yet.
+        self.ready: asyncio.Future[Any] | None = None
+        self.held: list[bytes] = []
 
     # -- picows callbacks ----------------------------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -159,7 +163,26 @@ class Connection(WSListener):
             transport.disconnect()
 
     # -- inbound ---------------------------------------------------------------------------
+    def hold_until(self, ready: asyncio.Future[Any]) -> None:
+        self.ready = ready
+        ready.add_done_callback(self._release)
+
+    def _release(self, ready: asyncio.Future[Any]) -> None:
+        self.ready = None
+        if not ready.cancelled() and ready.exception() is not None:
+            log.error("ocpp.auto_register_failed", charger_id=self.charger_id, error=repr(ready.exception()))
+            self.close(WSCloseCode.INTERNAL_ERROR)
+            return
+        held, self.held = self.held, []
+        for data in held:
+            if self.closed:
+                return
+            self._on_message(data)
+
     def _on_message(self, data: bytes) -> None:
+        if self.ready is not None:
+            self.held.append(data)
+            return
         server = self.server
         server.frames_in += 1
         self.log.append((time.time(), "in", data))
@@ -402,10 +425,11 @@ class OcppServer:
             return self._refuse(HTTPStatus.UNAUTHORIZED, "unknown charger", charger_id=charger_id)
         if admission is Admission.BAD_PASSWORD:
             return self._refuse(HTTPStatus.UNAUTHORIZED, "bad credentials", charger_id=charger_id)
+        registering = None
         if admission is Admission.AUTO_REGISTER:
-            task = asyncio.ensure_future(self.services.chargers.register(charger_id, password))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            registering = asyncio.ensure_future(self.services.chargers.register(charger_id, password))
+            self.tasks.add(registering)
+            registering.add_done_callback(self.tasks.discard)
         peer = None
         if version is None:
             version = OcppVersion.V16
@@ -413,7 +437,10 @@ class OcppServer:
             response = WSUpgradeResponse.create_101_response()
         else:
             response = WSUpgradeResponse.create_101_response(extra_headers={"Sec-WebSocket-Protocol": version.value})
-        return WSUpgradeResponseWithListener(response, Connection(self, charger_id, version, peer))
+        conn = Connection(self, charger_id, version, peer)
+        if registering is not None:
+            conn.hold_until(registering)
+        return WSUpgradeResponseWithListener(response, conn)
 
     # -- registry ---------------------------------------------------------------------------
     def log_for(self, charger_id: str) -> deque[tuple[float, str, bytes]]:

@@ -84,9 +84,11 @@ class ChargerService:
     async def register(self, charger_id: str, password: str | None) -> bool:
         """Register (or re-key) a charger; True if it is new."""
         hashed = None if password is None else hash_password(password, os.urandom(16))
-        created = await self.store.add_charger(charger_id, hashed, self.clock())
+        # Known in memory before the write: a second handshake meanwhile must verify against
+        # this password, not auto-register again with its own.
         self._credentials[charger_id] = hashed
         self._verified.pop(charger_id, None)
+        created = await self.store.add_charger(charger_id, hashed, self.clock())
         log.info("charger.registered", charger_id=charger_id, created=created)
         return created
 
