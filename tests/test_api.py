@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from typing import Any
 
 import httpx
@@ -198,3 +200,25 @@ async def test_sessions_and_sse(csms: Csms, admin_key: str, registered: str) -> 
     listener.cancel()
     topics = [t for t, _ in events]
     assert "session.started" in topics and "session.updated" in topics and "charger.connected" in topics
+
+
+async def test_cli_commands_go_through_the_api(csms: Csms, registered: str) -> None:
+    operator = await csms.platform.admin.create_api_key(Role.OPERATOR)
+    env = {**os.environ, "CHARGEGRID_API_URL": csms.http_url, "CHARGEGRID_API_KEY": operator}
+
+    async def cli(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "chargegrid", "cmd", *args, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    code, out, err = await cli("reset", registered)
+    assert code == 1 and "not connected" in err
+    async with fake_charger(csms.ocpp_url, registered, password=PASSWORD) as cp:
+        code, out, err = await cli("start", registered, "--id-token", "TAG9", "--connector", "2")
+        assert code == 0, err
+        assert orjson.loads(out)["status"] == "Accepted"
+        assert cp.received[-1] == ("RemoteStartTransaction", {"idTag": "TAG9", "connectorId": 2})
+        code, out, err = await cli("get-variables", registered, "Bad")
+        assert code == 2 and "Component.Variable" in err

@@ -104,8 +104,11 @@ def make_sample(
     values: tuple[SampledValue, ...],
 ) -> MeterSample:
     """Build a sample and its content digest."""
-    key = repr((charger_id, evse_id, connector_id, transaction_id, timestamp.isoformat(), values))
-    digest = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+    # Joined by hand rather than repr() of the dataclasses: this runs once per sample on the
+    # MeterValues hot path, and the generated __repr__ costs several times more.
+    parts = [charger_id, str(evse_id), str(connector_id), transaction_id or "", timestamp.isoformat()]
+    parts.extend(f"{v.measurand},{v.value!r},{v.unit},{v.phase},{v.location},{v.context}" for v in values)
+    digest = hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()
     return MeterSample(
         charger_id=charger_id,
         evse_id=evse_id,
