@@ -113,10 +113,10 @@ async def open_csms(settings: Settings, *, clock: Callable[[], datetime] = utcno
         chargers = ChargerService(store, bus, clock, auto_register=settings.auto_register,
                                   heartbeat_interval_s=settings.heartbeat_interval)
         await chargers.start()
+        stack.push_async_callback(chargers.stop)
         transactions = TransactionService(store, bus, clock)
         await transactions.start()
         stack.push_async_callback(transactions.stop)
-        stack.push_async_callback(chargers.flush_seen)
         ocpp = OcppServer(
             Services(chargers, transactions),
             ServerConfig(host=settings.host, port=settings.ocpp_port, message_log_size=settings.message_log_size,

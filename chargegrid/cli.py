@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -23,6 +23,7 @@ from rich.table import Table
 
 from chargegrid.config import Settings
 from chargegrid.core.model import IdToken, Role, TokenStatus
+from chargegrid.services.ports import Subscription
 
 app = typer.Typer(help="chargegrid: an open-source EV charging central system (OCPP 1.6 / 2.0.1 / 2.1).",
                   no_args_is_help=True, add_completion=False)
@@ -231,7 +232,7 @@ class _NullBus:
     def publish(self, topic: str, data: dict[str, Any]) -> None:
         return None
 
-    def subscribe(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:  # pragma: no cover - unused
+    def subscribe(self) -> Subscription:  # pragma: no cover - unused
         raise NotImplementedError
 
 

@@ -10,7 +10,6 @@ error, 504 when it does not answer in time.
 
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
@@ -282,7 +281,7 @@ def create_api(p: Platform, *, ready: Callable[[], bool] = lambda: True) -> Fast
         active: bool | None = None,
         charger_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     ) -> list[m.SessionOut]:
         rows = await p.transactions.list_sessions(active=active, charger_id=charger_id, limit=limit, offset=offset)
         return [session_out(s) for s in rows]
@@ -339,10 +338,11 @@ def create_api(p: Platform, *, ready: Callable[[], bool] = lambda: True) -> Fast
         responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
     )
     async def events(request: Request) -> StreamingResponse:
+        sub = p.bus.subscribe()  # before the response starts: no event slips through
+
         async def stream() -> AsyncIterator[bytes]:
-            yield b"retry: 2000\n: connected\n\n"
-            sub = p.bus.subscribe()
             try:
+                yield b"retry: 2000\n: connected\n\n"
                 while True:
                     try:
                         topic, data = await asyncio.wait_for(anext(sub), 15)
@@ -351,8 +351,7 @@ def create_api(p: Platform, *, ready: Callable[[], bool] = lambda: True) -> Fast
                         continue
                     yield b"event: " + topic.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
             finally:
-                with contextlib.suppress(Exception):
-                    await sub.aclose()  # type: ignore[attr-defined]
+                await sub.aclose()
 
         return StreamingResponse(
             stream(), media_type="text/event-stream",

@@ -2,20 +2,38 @@
 
 Publishing never blocks and never awaits: it is called from the OCPP hot path. Each
 subscriber has a bounded queue; a subscriber too slow to keep up loses its oldest events
-(and is told so with a ``bus.overflow`` event) rather than slowing chargers down or growing
-memory without bound.
+rather than slowing chargers down or growing memory without bound. A subscription is
+registered when ``subscribe()`` returns, not at its first read, so nothing published in
+between is missed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
+
+Event = tuple[str, dict[str, Any]]
+
+
+class Subscription:
+    def __init__(self, bus: MemoryBus, size: int) -> None:
+        self._bus = bus
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(size)
+        bus._subscribers.add(self.queue)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self.queue.get()
+
+    async def aclose(self) -> None:
+        self._bus._subscribers.discard(self.queue)
 
 
 class MemoryBus:
     def __init__(self, queue_size: int = 1000) -> None:
-        self._subscribers: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = set()
+        self._subscribers: set[asyncio.Queue[Event]] = set()
         self._queue_size = queue_size
         self.published = 0
 
@@ -30,11 +48,5 @@ class MemoryBus:
                 q.get_nowait()  # drop the oldest: a slow reader must not hold chargers up
             q.put_nowait((topic, data))
 
-    async def subscribe(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        q: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(self._queue_size)
-        self._subscribers.add(q)
-        try:
-            while True:
-                yield await q.get()
-        finally:
-            self._subscribers.discard(q)
+    def subscribe(self) -> Subscription:
+        return Subscription(self, self._queue_size)

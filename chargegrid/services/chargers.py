@@ -25,7 +25,8 @@ import structlog
 from chargegrid.core.connectors import make_status, supersedes
 from chargegrid.core.credentials import hash_password, verify_password
 from chargegrid.core.model import BootInfo, Charger, ConnectorStatus, OcppVersion
-from chargegrid.services.ports import EventBus, Store
+from chargegrid.services.batching import GroupCommit
+from chargegrid.services.ports import BootRecord, EventBus, Store
 
 log = structlog.get_logger("chargegrid.chargers")
 
@@ -74,11 +75,22 @@ class ChargerService:
         self._verified: dict[str, bytes] = {}
         self._statuses: dict[tuple[str, int, int], ConnectorStatus] = {}
         self._seen: dict[str, datetime] = {}
+        # Boots and statuses arrive in storms (a site's power returns, a node restarts):
+        # group-committed, each acknowledged after its batch is stored.
+        self._boots = GroupCommit(store.record_boots, name="boots")
+        self._status_writes = GroupCommit(store.save_connector_statuses, name="statuses")
 
     async def start(self) -> None:
         self._credentials = await self.store.credentials()
         for st in await self.store.list_connector_statuses():
             self._statuses[(st.charger_id, st.evse_id, st.connector_id)] = st
+        self._boots.start()
+        self._status_writes.start()
+
+    async def stop(self) -> None:
+        await self._boots.stop()
+        await self._status_writes.stop()
+        await self.flush_seen()
 
     # -- registration ----------------------------------------------------------------------
     async def register(self, charger_id: str, password: str | None) -> bool:
@@ -146,7 +158,7 @@ class ChargerService:
 
     # -- messages -------------------------------------------------------------------------
     async def boot(self, charger_id: str, info: BootInfo, version: OcppVersion) -> BootDecision:
-        await self.store.record_boot(charger_id, info, version, self.clock())
+        await self._boots.add((BootRecord(charger_id=charger_id, info=info, version=version, at=self.clock()),))
         self.bus.publish(
             "charger.booted",
             {"charger_id": charger_id, "vendor": info.vendor, "model": info.model, "ocpp_version": version.value},
@@ -176,7 +188,7 @@ class ChargerService:
             return
         self._statuses[key] = st
         self.bus.publish("connector.status", status_event(st))
-        await self.store.save_connector_status(st)
+        await self._status_writes.add((st,))
 
     def statuses(self, charger_id: str | None = None) -> list[ConnectorStatus]:
         """The live connector statuses (memory), ordered by charger, EVSE, connector."""

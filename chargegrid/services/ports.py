@@ -34,6 +34,14 @@ class ApiKeyRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BootRecord:
+    charger_id: str
+    info: BootInfo
+    version: OcppVersion
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StoredEvent:
     """A 2.x TransactionEvent's identity, kept so a replay is recognised."""
 
@@ -58,13 +66,11 @@ class Store(Protocol):
         """charger id -> password hash, for the handshake's in-memory check."""
         ...
 
-    async def record_boot(
-        self, charger_id: str, info: BootInfo, version: OcppVersion, now: datetime
-    ) -> None: ...
+    async def record_boots(self, boots: Sequence[BootRecord]) -> None: ...
     async def touch_chargers(self, seen: dict[str, datetime]) -> None: ...
 
-    async def save_connector_status(self, status: ConnectorStatus) -> bool:
-        """Store if newer than what is stored (see core.connectors.supersedes)."""
+    async def save_connector_statuses(self, statuses: Sequence[ConnectorStatus]) -> None:
+        """Store each unless what is stored is newer (see core.connectors.supersedes)."""
         ...
 
     async def list_connector_statuses(self, charger_id: str | None = None) -> list[ConnectorStatus]: ...
@@ -102,11 +108,19 @@ class Store(Protocol):
     ) -> list[MeterSample]: ...
 
 
+class Subscription(Protocol):
+    """Registered on creation; iterate for (topic, data); ``aclose()`` unsubscribes."""
+
+    def __aiter__(self) -> AsyncIterator[tuple[str, dict[str, Any]]]: ...
+    async def __anext__(self) -> tuple[str, dict[str, Any]]: ...
+    async def aclose(self) -> None: ...
+
+
 class EventBus(Protocol):
     """Live events (status changes, session updates) for SSE clients and other nodes."""
 
     def publish(self, topic: str, data: dict[str, Any]) -> None: ...
-    def subscribe(self) -> AsyncIterator[tuple[str, dict[str, Any]]]: ...
+    def subscribe(self) -> Subscription: ...
 
 
 class ChargerOffline(Exception):

@@ -28,6 +28,7 @@ from chargegrid.core import sessions as core_sessions
 from chargegrid.core.auth import authorize
 from chargegrid.core.model import MeterSample, OcppVersion, Session, SessionStatus, TokenStatus
 from chargegrid.core.sessions import TxEvent
+from chargegrid.services.batching import GroupCommit
 from chargegrid.services.ports import EventBus, Store, StoredEvent
 
 log = structlog.get_logger("chargegrid.transactions")
@@ -40,6 +41,7 @@ def session_event(s: Session) -> dict[str, Any]:
         "evse_id": s.evse_id,
         "connector_id": s.connector_id,
         "transaction_id": s.transaction_id,
+        "id_token": s.id_token,
         "status": s.status.value,
         "energy_wh": s.energy_wh,
         "power_w": s.power_w,
@@ -64,33 +66,30 @@ class TransactionService:
         self.store = store
         self.bus = bus
         self.clock = clock
-        self.batch_max = batch_max
-        self.batch_interval_s = batch_interval_s
         self.session_flush_s = session_flush_s
-        self._pending: list[MeterSample] = []
-        self._waiters: list[asyncio.Future[None]] = []
-        self._wakeup = asyncio.Event()
+        self._samples = GroupCommit(store.add_meter_samples, name="meter-samples", interval_s=batch_interval_s,
+                                    max_items=batch_max)
         self._active: dict[tuple[str, str], Session] = {}
         self._dirty: set[tuple[str, str]] = set()
-        self._task: asyncio.Task[None] | None = None
         self._session_task: asyncio.Task[None] | None = None
-        self.samples_written = 0
-        self.batches_written = 0
+
+    @property
+    def samples_written(self) -> int:
+        return self._samples.items_written
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         for s in await self.store.list_sessions(active=True, limit=1_000_000):
             self._active[(s.charger_id, s.transaction_id)] = s
-        self._task = asyncio.create_task(self._flush_loop(), name="meter-batcher")
+        self._samples.start()
         self._session_task = asyncio.create_task(self._session_loop(), name="session-flusher")
 
     async def stop(self) -> None:
-        for task in (self._task, self._session_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        await self._flush_samples()
+        if self._session_task is not None:
+            self._session_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._session_task
+        await self._samples.stop()
         await self._flush_sessions()
 
     # -- authorization ---------------------------------------------------------------------
@@ -206,13 +205,8 @@ class TransactionService:
     # -- meter values ----------------------------------------------------------------------
     def meter_values(self, samples: tuple[MeterSample, ...]) -> asyncio.Future[None]:
         """Queue samples; the future resolves when they are committed. Never awaits."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.extend(samples)
-        self._waiters.append(fut)
         self._apply_live(samples)
-        if len(self._pending) >= self.batch_max:
-            self._wakeup.set()
-        return fut
+        return self._samples.add(samples)
 
     async def add_samples(self, samples: tuple[MeterSample, ...]) -> None:
         await self.meter_values(samples)
@@ -231,32 +225,6 @@ class TransactionService:
                 if key not in self._dirty:
                     self._dirty.add(key)
                 self.bus.publish("session.updated", session_event(updated))
-
-    async def _flush_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.batch_interval_s)
-            self._wakeup.clear()
-            await self._flush_samples()
-
-    async def _flush_samples(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        waiters, self._waiters = self._waiters, []
-        try:
-            written = await self.store.add_meter_samples(batch)
-        except Exception as exc:  # the chargers will resend: fail their calls, keep running
-            log.exception("meter.batch_failed", size=len(batch))
-            for w in waiters:
-                if not w.done():
-                    w.set_exception(exc)
-            return
-        self.samples_written += written
-        self.batches_written += 1
-        for w in waiters:
-            if not w.done():
-                w.set_result(None)
 
     async def _session_loop(self) -> None:
         while True:

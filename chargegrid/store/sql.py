@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chargegrid.core.meter import energy_register_wh, power_w
 from chargegrid.core.model import (
-    BootInfo,
     Charger,
     ConnectorState,
     ConnectorStatus,
@@ -36,7 +35,7 @@ from chargegrid.core.model import (
     SessionStatus,
     TokenStatus,
 )
-from chargegrid.services.ports import ApiKeyRecord, StoredEvent
+from chargegrid.services.ports import ApiKeyRecord, BootRecord, StoredEvent
 from chargegrid.store import tables as t
 
 
@@ -227,21 +226,30 @@ class SqlStore:
             rows = (await conn.execute(sa.select(t.chargers.c.id, t.chargers.c.password_hash))).all()
         return {r.id: r.password_hash for r in rows}
 
-    async def record_boot(self, charger_id: str, info: BootInfo, version: OcppVersion, now: datetime) -> None:
+    async def record_boots(self, boots: Sequence[BootRecord]) -> None:
+        if not boots:
+            return
+        rows = [
+            {
+                "cid": b.charger_id,
+                "vendor": b.info.vendor[:50],
+                "model": b.info.model[:50],
+                "serial_number": (b.info.serial_number or None) and b.info.serial_number[:50],
+                "firmware_version": (b.info.firmware_version or None) and b.info.firmware_version[:50],
+                "ocpp_version": b.version.value,
+                "last_boot_at": b.at,
+                "last_seen_at": b.at,
+            }
+            for b in boots
+        ]
+        c = t.chargers.c
+        stmt = (
+            t.chargers.update()
+            .where(c.id == sa.bindparam("cid"))
+            .values({k: sa.bindparam(k) for k in rows[0] if k != "cid"})
+        )
         async with self.engine.begin() as conn:
-            await conn.execute(
-                t.chargers.update()
-                .where(t.chargers.c.id == charger_id)
-                .values(
-                    vendor=info.vendor[:50],
-                    model=info.model[:50],
-                    serial_number=(info.serial_number or None) and info.serial_number[:50],
-                    firmware_version=(info.firmware_version or None) and info.firmware_version[:50],
-                    ocpp_version=version.value,
-                    last_boot_at=now,
-                    last_seen_at=now,
-                )
-            )
+            await conn.execute(stmt, rows)
 
     async def touch_chargers(self, seen: dict[str, datetime]) -> None:
         if not seen:
@@ -255,27 +263,36 @@ class SqlStore:
             )
 
     # -- connector status -------------------------------------------------------------------
-    async def save_connector_status(self, status: ConnectorStatus) -> bool:
+    async def save_connector_statuses(self, statuses: Sequence[ConnectorStatus]) -> None:
+        if not statuses:
+            return
         cs = t.connector_statuses
-        values = {
-            "charger_id": status.charger_id,
-            "evse_id": status.evse_id,
-            "connector_id": status.connector_id,
-            "status": status.status,
-            "state": status.state.value,
-            "error_code": status.error_code,
-            "updated_at": status.updated_at,
-        }
-        stmt = self._insert(cs).values(**values)
-        # Newer-wins in one statement, so two nodes racing cannot rewind a status.
+        latest: dict[tuple[str, int, int], ConnectorStatus] = {}
+        for st in statuses:  # one row per connector per statement: the newest of the batch
+            key = (st.charger_id, st.evse_id, st.connector_id)
+            if key not in latest or st.updated_at >= latest[key].updated_at:
+                latest[key] = st
+        rows = [
+            {
+                "charger_id": st.charger_id,
+                "evse_id": st.evse_id,
+                "connector_id": st.connector_id,
+                "status": st.status,
+                "state": st.state.value,
+                "error_code": st.error_code,
+                "updated_at": st.updated_at,
+            }
+            for st in latest.values()
+        ]
+        stmt = self._insert(cs)
+        # Newer-wins in the statement itself, so two nodes racing cannot rewind a status.
         stmt = stmt.on_conflict_do_update(
             index_elements=[cs.c.charger_id, cs.c.evse_id, cs.c.connector_id],
             set_={k: stmt.excluded[k] for k in ("status", "state", "error_code", "updated_at")},
             where=cs.c.updated_at <= stmt.excluded.updated_at,
-        ).returning(cs.c.charger_id)
+        )
         async with self.engine.begin() as conn:
-            res = await conn.execute(stmt)
-            return res.first() is not None
+            await conn.execute(stmt, rows)
 
     async def list_connector_statuses(self, charger_id: str | None = None) -> list[ConnectorStatus]:
         cs = t.connector_statuses
