@@ -61,6 +61,8 @@ TARGET_US_PER_CALL = 150.0
 TARGET_KB_PER_CHARGER = 30.0
 TARGET_CONNECT_S_10K = 30.0
 PREWARM_CHARGERS = 20
+FLEET_PREFIX = "BENCH-"  # loadgen.py's default ids and password
+FLEET_PASSWORD = "bench-charger-password-0001"
 
 console = Console()
 if not console.is_terminal:  # a log file or a pipe: room for the whole table
@@ -204,14 +206,30 @@ class ServerSpec:
     has_store: bool
 
 
-def _chargegrid_cmd(log_level: str | None) -> Callable[[int, Path], list[str]]:
+def _chargegrid_cmd(args: argparse.Namespace) -> Callable[[int, Path], list[str]]:
+    """The serve command; with ``--registration import`` the fleet is registered first.
+
+    Operators register chargers before they connect (``chargegrid chargers import``), so by
+    default the measured connects are those of known chargers; ``--registration auto`` measures
+    the demo-only auto-registration path instead.
+    """
+
     def make(port: int, workdir: Path) -> list[str]:
         script = Path(sys.executable).with_name("chargegrid")
         base = [str(script)] if script.exists() else [
             sys.executable, "-c", "import sys; from chargegrid.cli import main; sys.argv[0] = 'chargegrid'; main()"]
-        cmd = [*base, "serve", "--database-url", f"sqlite:///{workdir / 'chargegrid.db'}",
-               "--ocpp-port", str(port), "--http-port", str(free_port()), "--auto-register"]
-        return cmd + (["--log-level", log_level] if log_level else [])
+        db = f"sqlite:///{workdir / 'chargegrid.db'}"
+        cmd = [*base, "serve", "--database-url", db, "--ocpp-port", str(port), "--http-port", str(free_port())]
+        if args.registration == "auto":
+            cmd.append("--auto-register")
+        elif not (workdir / "fleet.csv").exists():
+            count = max(args.chargers, args.idle_chargers) + PREWARM_CHARGERS
+            lines = [f"{FLEET_PREFIX}{i:05d},{FLEET_PASSWORD}" for i in range(1, count + 1)]
+            (workdir / "fleet.csv").write_text("\n".join(lines) + "\n")
+            console.print(f"registering {count} chargers (chargegrid chargers import)")
+            subprocess.run([*base, "chargers", "import", str(workdir / "fleet.csv"), "--database-url", db],
+                           check=True, stdout=subprocess.DEVNULL, timeout=600)
+        return cmd + (["--log-level", args.server_log_level] if args.server_log_level else [])
 
     return make
 
@@ -537,6 +555,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=100, help="handshakes in flight while connecting")
     p.add_argument("--call-timeout", type=float, default=10.0, help="seconds before an unanswered call is lost")
     p.add_argument("--settle", type=float, default=2.0, help="seconds to let the server settle before reading RSS")
+    p.add_argument("--registration", choices=("import", "auto"), default="import",
+                   help="chargegrid: register the fleet before it connects (import) or on first connect (auto)")
     p.add_argument("--server-log-level", default=None, help="chargegrid --log-level (default: its own)")
     p.add_argument("--name", default="meter_values", help="results file names: results/NAME.json, NAME.png")
     p.add_argument("--keep", action="store_true", help="keep the work directory (server logs, SQLite file)")
@@ -557,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     specs = {
         "baseline": ServerSpec("baseline", _baseline_cmd, has_store=False),
-        "chargegrid": ServerSpec("chargegrid", _chargegrid_cmd(args.server_log_level), has_store=True),
+        "chargegrid": ServerSpec("chargegrid", _chargegrid_cmd(args), has_store=True),
     }
     chosen = [specs[s.strip()] for s in args.servers.split(",") if s.strip()]
     phases = {p.strip() for p in args.phases.split(",")}

@@ -236,6 +236,36 @@ class _NullBus:
         raise NotImplementedError
 
 
+@chargers_app.command("import")
+def chargers_import(
+    path: Annotated[str, typer.Argument(metavar="FILE", help="CSV lines: charger_id,password ('-' for stdin)")],
+    database_url: DbUrl = None,
+) -> None:
+    """Register (or re-key) many chargers at once, e.g. a fleet being commissioned."""
+    import csv
+    import io
+
+    from chargegrid.core.credentials import hash_password
+
+    text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
+    pairs: list[tuple[str, str | None]] = []
+    for n, row in enumerate(csv.reader(io.StringIO(text)), 1):
+        if not row or row[0].startswith("#"):
+            continue
+        cid = row[0].strip()
+        password = row[1].strip() if len(row) > 1 and row[1].strip() else None
+        if not cid or "/" in cid or len(cid) > 64:
+            raise typer.BadParameter(f"line {n}: a charger id is 1-64 characters without '/'")
+        pairs.append((cid, password))
+    hashed = [(cid, None if pw is None else hash_password(pw, os.urandom(16))) for cid, pw in pairs]
+
+    async def go(store: Any) -> int:
+        return int(await store.add_chargers(hashed, _now()))
+
+    created = _run(_with_store(_settings(database_url), go))
+    console.print(f"{len(pairs)} chargers imported ({created} new)")
+
+
 @chargers_app.command("list")
 def chargers_list(database_url: DbUrl = None) -> None:
     """List registered chargers and their last known connector statuses."""

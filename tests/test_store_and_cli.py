@@ -12,6 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
+from chargegrid.core.credentials import verify_password
 from chargegrid.core.meter import make_sample, values_v16
 from chargegrid.core.model import IdToken, OcppVersion, Role, Session, SessionStatus, TokenStatus
 from chargegrid.services.ports import StoredEvent
@@ -87,10 +88,10 @@ async def test_store_idempotency(db_url: str) -> None:
         await store.close()
 
 
-def cli(*args: str, db_url: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, db_url: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CHARGEGRID_DATABASE_URL": db_url}
     return subprocess.run([sys.executable, "-m", "chargegrid", *args], capture_output=True, text=True, env=env,
-                          timeout=60)
+                          timeout=60, input=stdin)
 
 
 async def test_cli_administration(db_url: str) -> None:
@@ -107,8 +108,12 @@ async def test_cli_administration(db_url: str) -> None:
     assert r.returncode == 0 and r.stdout.strip().startswith("cgk_")
     r = cli("apikey", "create", "--role", "root", db_url=db_url)
     assert r.returncode != 0
+    r = cli("chargers", "import", "-", db_url=db_url,
+            stdin="# id,password\nFLEET-1,fleet-password-1\nFLEET-2,fleet-password-2\nCLI-1,new-password-99\n")
+    assert r.returncode == 0, r.stderr
+    assert "3 chargers imported (2 new)" in r.stdout
     r = cli("chargers", "list", db_url=db_url)
-    assert "CLI-1" in r.stdout
+    assert "CLI-1" in r.stdout and "FLEET-2" in r.stdout
     r = cli("tokens", "list", db_url=db_url)
     assert "RFID-9" in r.stdout and "Blocked" in r.stdout
     engine = create_engine(db_url)
@@ -116,5 +121,7 @@ async def test_cli_administration(db_url: str) -> None:
     try:
         creds = await store.credentials()
         assert creds["CLI-1"] is not None and "cli-password-123" not in creds["CLI-1"]
+        assert verify_password("new-password-99", creds["CLI-1"])
+        assert creds["FLEET-1"] is not None and verify_password("fleet-password-1", creds["FLEET-1"])
     finally:
         await store.close()

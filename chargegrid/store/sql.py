@@ -178,6 +178,19 @@ class SqlStore:
                 )
             return created
 
+    async def add_chargers(self, chargers: Sequence[tuple[str, str | None]], now: datetime) -> int:
+        """Register many (id, password hash) at once; existing ids get the new hash. Returns new."""
+        if not chargers:
+            return 0
+        c = t.chargers.c
+        stmt = self._insert(t.chargers)
+        stmt = stmt.on_conflict_do_update(index_elements=[c.id], set_={"password_hash": stmt.excluded.password_hash})
+        async with self.engine.begin() as conn:
+            before = (await conn.execute(sa.select(sa.func.count()).select_from(t.chargers))).scalar_one()
+            await conn.execute(stmt, [{"id": cid, "password_hash": h, "registered_at": now} for cid, h in chargers])
+            after = (await conn.execute(sa.select(sa.func.count()).select_from(t.chargers))).scalar_one()
+        return int(after - before)
+
     async def remove_charger(self, charger_id: str) -> bool:
         async with self.engine.begin() as conn:
             res = await conn.execute(t.chargers.delete().where(t.chargers.c.id == charger_id))
