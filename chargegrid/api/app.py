@@ -12,10 +12,12 @@ error, 504 when it does not answer in time.
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -98,12 +100,46 @@ def _token_out(t: IdToken) -> m.TokenOut:
     return m.TokenOut(token=t.token, type=t.type, status=t.status, expires_at=t.expires_at)
 
 
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": m.Problem, "description": description}
+
+
+# Declared on every /api/v1 route, so clients (and generated SDKs) know the one error shape.
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _problem("The body is not valid JSON"),
+    401: _problem("Missing, unknown or revoked API key"),
+    403: _problem("The key's role may not do this"),
+    422: _problem("The request does not fit the schema, or asks what cannot be done"),
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem("No such object")}
+COMMAND_ERRORS: dict[int | str, dict[str, Any]] = {
+    **NOT_FOUND,
+    409: _problem("The charger is not connected"),
+    502: _problem("The charger answered with a CALLERROR"),
+    504: _problem("The charger did not answer in time"),
+}
+
+
+def _where(loc: Any) -> str:
+    return ".".join(str(x) for x in loc if x != "body") or "body"
+
+
 def create_api(p: Platform, *, ready: Callable[[], bool] = lambda: True) -> FastAPI:
     app = FastAPI(
         title="chargegrid",
         version=__version__,
         description="Central system (CSMS) API: chargers, sessions, ID tokens, commands, live events.",
     )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """Schema errors in the same shape as every other error: ``detail`` is a sentence."""
+        errors = [
+            {"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
     async def presented_role(request: Request) -> Role:
         key = request.headers.get("x-api-key")
@@ -132,7 +168,7 @@ def create_api(p: Platform, *, ready: Callable[[], bool] = lambda: True) -> Fast
     operator = Depends(need(Role.may_command, "send commands to chargers"))
     admin = Depends(need(Role.may_administer, "administer chargers, tokens and keys"))
 
-    api = APIRouter(prefix="/api/v1")
+    api = APIRouter(prefix="/api/v1", responses=COMMON_ERRORS)
 
     # -- chargers ---------------------------------------------------------------------------
     @api.get("/chargers", dependencies=[viewer], tags=["chargers"])
@@ -152,17 +188,17 @@ def create_api(p: Platform, *, ready: Callable[[], bool] = lambda: True) -> Fast
             raise HTTPException(404, f"no charger {charger_id!r}")
         return ch
 
-    @api.get("/chargers/{charger_id}", dependencies=[viewer], tags=["chargers"])
+    @api.get("/chargers/{charger_id}", dependencies=[viewer], tags=["chargers"], responses=NOT_FOUND)
     async def get_charger(charger_id: str) -> m.ChargerOut:
         return charger_out(p, await _charger(charger_id))
 
-    @api.delete("/chargers/{charger_id}", dependencies=[admin], status_code=204, tags=["chargers"])
+    @api.delete("/chargers/{charger_id}", dependencies=[admin], status_code=204, tags=["chargers"], responses=NOT_FOUND)
     async def delete_charger(charger_id: str) -> Response:
         if not await p.chargers.unregister(charger_id):
             raise HTTPException(404, f"no charger {charger_id!r}")
         return Response(status_code=204)
 
-    @api.get("/chargers/{charger_id}/messages", dependencies=[viewer], tags=["chargers"])
+    @api.get("/chargers/{charger_id}/messages", dependencies=[viewer], tags=["chargers"], responses=NOT_FOUND)
     async def charger_messages(
         charger_id: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> list[m.MessageOut]:
@@ -189,7 +225,7 @@ def create_api(p: Platform, *, ready: Callable[[], bool] = lambda: True) -> Fast
             raise HTTPException(422, f"{exc.code}: {exc.description}") from None
         return m.CommandOut(charger_id=charger_id, action=result.action, status=result.status, response=result.payload)
 
-    cmd = {"dependencies": [operator], "tags": ["commands"]}
+    cmd = {"dependencies": [operator], "tags": ["commands"], "responses": COMMAND_ERRORS}
 
     @api.post("/chargers/{charger_id}/start", **cmd)  # type: ignore[arg-type]
     async def remote_start(charger_id: str, body: m.RemoteStartIn, timeout: Timeout = None) -> m.CommandOut:
@@ -286,9 +322,10 @@ def create_api(p: Platform, *, ready: Callable[[], bool] = lambda: True) -> Fast
         rows = await p.transactions.list_sessions(active=active, charger_id=charger_id, limit=limit, offset=offset)
         return [session_out(s) for s in rows]
 
-    @api.get("/sessions/{session_id}", dependencies=[viewer], tags=["sessions"])
+    @api.get("/sessions/{session_id}", dependencies=[viewer], tags=["sessions"], responses=NOT_FOUND)
     async def get_session(
-        session_id: int, meter_values: Annotated[int, Query(ge=0, le=10000)] = 1000
+        session_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)],
+        meter_values: Annotated[int, Query(ge=0, le=10000)] = 1000,
     ) -> m.SessionOut:
         s = await p.transactions.get_session(session_id)
         if s is None:
@@ -301,7 +338,7 @@ def create_api(p: Platform, *, ready: Callable[[], bool] = lambda: True) -> Fast
     async def list_tokens() -> list[m.TokenOut]:
         return [_token_out(t) for t in await p.admin.list_tokens()]
 
-    @api.get("/tokens/{token}", dependencies=[viewer], tags=["tokens"])
+    @api.get("/tokens/{token}", dependencies=[viewer], tags=["tokens"], responses=NOT_FOUND)
     async def get_token(token: str) -> m.TokenOut:
         t = await p.admin.get_token(token)
         if t is None:
@@ -318,7 +355,7 @@ def create_api(p: Platform, *, ready: Callable[[], bool] = lambda: True) -> Fast
         await p.admin.upsert_token(t)
         return _token_out(t)
 
-    @api.delete("/tokens/{token}", dependencies=[admin], status_code=204, tags=["tokens"])
+    @api.delete("/tokens/{token}", dependencies=[admin], status_code=204, tags=["tokens"], responses=NOT_FOUND)
     async def delete_token(token: str) -> Response:
         if not await p.admin.delete_token(token):
             raise HTTPException(404, f"no token {token!r}")

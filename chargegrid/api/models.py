@@ -99,7 +99,7 @@ class RemoteStartIn(Strict):
 
 class RemoteStopIn(Strict):
     transaction_id: str | None = Field(default=None, max_length=64)
-    session_id: int | None = None
+    session_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
 
 
 class ResetIn(Strict):
@@ -173,4 +173,8 @@ class MessageOut(BaseModel):
 
 
 class Problem(BaseModel):
+    """Every error answer: a sentence saying what is wrong; ``errors`` lists each invalid field
+    (location, message, type) when the request did not match the schema."""
+
     detail: str
+    errors: list[dict[str, Any]] | None = None
