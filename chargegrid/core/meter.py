@@ -61,14 +61,10 @@ def values_v16(sampled: Iterable[Mapping[str, Any]]) -> tuple[SampledValue, ...]
         except (KeyError, ValueError):
             continue
         unit, number = _normalise(sv.get("unit", "Wh"), number)
+        get = sv.get
         out.append(
             SampledValue(
-                measurand=sv.get("measurand", ENERGY_REGISTER),
-                value=number,
-                unit=unit,
-                phase=sv.get("phase"),
-                location=sv.get("location"),
-                context=sv.get("context"),
+                get("measurand", ENERGY_REGISTER), number, unit, get("phase"), get("location"), get("context")
             )
         )
     return tuple(out)
@@ -81,14 +77,10 @@ def values_v2(sampled: Iterable[Mapping[str, Any]]) -> tuple[SampledValue, ...]:
         uom = sv.get("unitOfMeasure") or {}
         number = float(sv["value"]) * (10.0 ** int(uom.get("multiplier", 0)))
         unit, number = _normalise(uom.get("unit", "Wh"), number)
+        get = sv.get
         out.append(
             SampledValue(
-                measurand=sv.get("measurand", ENERGY_REGISTER),
-                value=number,
-                unit=unit,
-                phase=sv.get("phase"),
-                location=sv.get("location"),
-                context=sv.get("context"),
+                get("measurand", ENERGY_REGISTER), number, unit, get("phase"), get("location"), get("context")
             )
         )
     return tuple(out)
@@ -109,15 +101,7 @@ def make_sample(
     parts = [charger_id, str(evse_id), str(connector_id), transaction_id or "", timestamp.isoformat()]
     parts.extend(f"{v.measurand},{v.value!r},{v.unit},{v.phase},{v.location},{v.context}" for v in values)
     digest = hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()
-    return MeterSample(
-        charger_id=charger_id,
-        evse_id=evse_id,
-        connector_id=connector_id,
-        transaction_id=transaction_id,
-        timestamp=timestamp,
-        values=values,
-        digest=digest,
-    )
+    return MeterSample(charger_id, evse_id, connector_id, transaction_id, timestamp, values, digest)
 
 
 def _total(values: Iterable[SampledValue], measurand: str, unit: str) -> float | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class OcppVersion(StrEnum):
@@ -106,9 +107,13 @@ class ConnectorStatus:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SampledValue:
-    """One measurement, normalised to base units (Wh, W, A, V, %)."""
+class SampledValue(NamedTuple):
+    """One measurement, normalised to base units (Wh, W, A, V, %).
+
+    A NamedTuple rather than the house-style frozen dataclass: several are built per
+    MeterValues call on the hot path, and a frozen dataclass costs ~3 µs each to build
+    against ~0.4 µs for a tuple. It is just as immutable.
+    """
 
     measurand: str
     value: float
@@ -118,9 +123,9 @@ class SampledValue:
     context: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MeterSample:
-    """All values a charger measured at one instant on one connector.
+class MeterSample(NamedTuple):
+    """All values a charger measured at one instant on one connector (a NamedTuple for the
+    same hot-path reason as :class:`SampledValue`).
 
     ``digest`` identifies the sample's content so that a replayed MeterValues stores nothing
     twice, while two different samples at the same timestamp are both kept.

@@ -108,8 +108,17 @@ class Store(Protocol):
         ...
 
     async def list_meter_samples(
-        self, charger_id: str, transaction_id: str, limit: int = 1000
-    ) -> list[MeterSample]: ...
+        self,
+        charger_id: str,
+        transaction_id: str | None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[MeterSample]:
+        """A charger's samples in time order; bound the time window when you can (the index
+        is (charger, time)), e.g. a session's start and stop."""
+        ...
 
 
 class Subscription(Protocol):

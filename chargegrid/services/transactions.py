@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -255,4 +255,10 @@ class TransactionService:
         return self._active.get((s.charger_id, s.transaction_id), s)
 
     async def samples_of(self, s: Session, limit: int = 1000) -> list[MeterSample]:
-        return await self.store.list_meter_samples(s.charger_id, s.transaction_id, limit)
+        """A session's samples. The window allows for chargers whose clock drifts a little
+        from the timestamps in their start and stop messages."""
+        margin = timedelta(hours=1)
+        until = None if s.stopped_at is None else s.stopped_at + margin
+        return await self.store.list_meter_samples(
+            s.charger_id, s.transaction_id, since=s.started_at - margin, until=until, limit=limit
+        )

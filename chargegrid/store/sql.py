@@ -127,14 +127,14 @@ _SAMPLE_COLUMNS = (
 )
 _INSERT_SAMPLES_SQLITE = (
     f"INSERT INTO meter_samples ({_SAMPLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (charger_id, digest) DO NOTHING"
+    " ON CONFLICT (charger_id, timestamp, digest) DO NOTHING"
 )
 # One statement over arrays (unnest) instead of a statement per row: PostgreSQL then reports
 # how many rows were new ("INSERT 0 N"), and the batch is one round trip.
 _INSERT_SAMPLES_PG = (
     f"INSERT INTO meter_samples ({_SAMPLE_COLUMNS}) SELECT * FROM unnest($1::varchar[], $2::int[], $3::int[],"
     " $4::varchar[], $5::timestamptz[], $6::varchar[], $7::bigint[], $8::int[], $9::json[])"
-    " ON CONFLICT (charger_id, digest) DO NOTHING"
+    " ON CONFLICT (charger_id, timestamp, digest) DO NOTHING"
 )
 
 
@@ -511,14 +511,23 @@ class SqlStore:
             self._sample_pg = await asyncpg.connect(dsn)
         return self._sample_pg
 
-    async def list_meter_samples(self, charger_id: str, transaction_id: str, limit: int = 1000) -> list[MeterSample]:
+    async def list_meter_samples(
+        self,
+        charger_id: str,
+        transaction_id: str | None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[MeterSample]:
         m = t.meter_samples.c
-        q = (
-            sa.select(t.meter_samples)
-            .where(m.charger_id == charger_id, m.transaction_id == transaction_id)
-            .order_by(m.timestamp, m.id)
-            .limit(limit)
-        )
+        q = sa.select(t.meter_samples).where(m.charger_id == charger_id).order_by(m.timestamp, m.id).limit(limit)
+        if transaction_id is not None:
+            q = q.where(m.transaction_id == transaction_id)
+        if since is not None:
+            q = q.where(m.timestamp >= since)
+        if until is not None:
+            q = q.where(m.timestamp <= until)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(q)).all()
         return [

@@ -59,10 +59,8 @@ def upgrade() -> None:
     sa.Column('power_w', sa.Integer(), nullable=True),
     sa.Column('sampled_values', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_meter_samples')),
-    sa.UniqueConstraint('charger_id', 'digest', name=op.f('uq_meter_samples_charger_id_digest'))
+    sa.UniqueConstraint('charger_id', 'timestamp', 'digest', name=op.f('uq_meter_samples_charger_id_timestamp_digest'))
     )
-    with op.batch_alter_table('meter_samples', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_meter_samples_charger_id_transaction_id_timestamp'), ['charger_id', 'transaction_id', 'timestamp'], unique=False)
 
     op.create_table('sessions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -124,9 +122,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_sessions_status_charger_id'))
 
     op.drop_table('sessions')
-    with op.batch_alter_table('meter_samples', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_meter_samples_charger_id_transaction_id_timestamp'))
-
     op.drop_table('meter_samples')
     op.drop_table('id_tokens')
     op.drop_table('chargers')
