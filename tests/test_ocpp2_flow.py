@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -98,3 +99,21 @@ async def test_v2_notifications_and_meter_values(csms: Csms, registered: str) ->
         with pytest.raises(CallError) as e:
             await cp.call("Heartbeat", {"extra": 1})
         assert e.value.code == "FormatViolation"
+
+
+async def test_pipelined_and_duplicated_events_merge_once(csms: Csms, registered: str) -> None:
+    """A charger that does not wait for answers (it happens) and repeats itself: one session,
+    every reading counted once, the final figures right."""
+    started = event("Started", 0, 0, 1000, idToken={"idToken": "X", "type": "Central"},
+                    evse={"id": 2, "connectorId": 1})
+    updates = [event("Updated", i, i, 1000 + 100 * i) for i in range(1, 6)]
+    ended = event("Ended", 6, 10, 1600)
+    async with fake_charger(csms.ocpp_url, registered, password=PASSWORD, subprotocols=["ocpp2.0.1"]) as cp:
+        await cp.call("TransactionEvent", started)
+        msgs = [*updates, *updates[:3], ended, ended]
+        answers = await asyncio.gather(*(cp.call("TransactionEvent", m, message_id=f"p{i}")
+                                         for i, m in enumerate(msgs)))
+        assert all(a == {} for a in answers)
+    (s,) = await csms.store.list_sessions(charger_id=registered)
+    assert s.status is SessionStatus.COMPLETED and s.energy_wh == 600 and s.evse_id == 2
+    assert len(await csms.store.list_meter_samples(registered, "tx-abc-1")) == 7

@@ -71,8 +71,9 @@ async def test_store_idempotency(db_url: str) -> None:
         again = await store.session_by_id(a.id or 0)
         assert again is not None and again.price_total == "1.2345" and again.started_at == T
         ev = StoredEvent(charger_id="C1", transaction_id="x", seq_no=3, event_type="Updated", timestamp=T)
-        assert await store.record_transaction_event(ev) is True
-        assert await store.record_transaction_event(ev) is False
+        ev2 = dataclasses.replace(ev, seq_no=4)
+        assert await store.record_transaction_events([ev]) == {("C1", "x", 3)}
+        assert await store.record_transaction_events([ev, ev2]) == {("C1", "x", 4)}
         m = make_sample(charger_id="C1", evse_id=1, connector_id=1, transaction_id="x", timestamp=T,
                         values=values_v16([{"value": "10"}]))
         assert await store.add_meter_samples([m, m]) == 1

@@ -99,8 +99,9 @@ class Store(Protocol):
         self, *, active: bool | None = None, charger_id: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[Session]: ...
 
-    async def record_transaction_event(self, event: StoredEvent) -> bool:
-        """False if this (charger, transaction, seqNo) was stored before: a replay."""
+    async def record_transaction_events(self, events: Sequence[StoredEvent]) -> set[tuple[str, str, int]]:
+        """Store each (charger, transaction, seqNo) once; returns the keys that were new
+        (the others are replays)."""
         ...
 
     async def add_meter_samples(self, samples: Sequence[MeterSample]) -> int:

@@ -4,8 +4,8 @@ Rules:
 - 1.6: the CSMS assigns transaction ids. A replayed StartTransaction (same charger, connector,
   idTag, timestamp and meterStart) gets the id it got the first time; a replayed
   StopTransaction changes nothing.
-- 2.x: a TransactionEvent is recorded by (charger, transactionId, seqNo) first; a replay is
-  answered like the original and changes nothing.
+- 2.x: a TransactionEvent is recorded by (charger, transactionId, seqNo) first (group-committed);
+  a replay is answered like the original and changes nothing.
 - Meter values are group-committed: MeterValues calls are acknowledged only once their batch
   is committed (the returned future resolves then), so a charger never gets a CALLRESULT for
   a sample that a crash could lose, and the database sees one multi-row insert per batch
@@ -69,6 +69,11 @@ class TransactionService:
         self.session_flush_s = session_flush_s
         self._samples = GroupCommit(store.add_meter_samples, name="meter-samples", interval_s=batch_interval_s,
                                     max_items=batch_max)
+        self._events = GroupCommit(self._write_events, name="transaction-events", interval_s=batch_interval_s,
+                                   max_items=batch_max)
+        self._events_in_flight: set[tuple[str, str, int]] = set()
+        self._fresh_events: set[tuple[str, str, int]] = set()
+        self._tx_locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}  # lock, users
         self._active: dict[tuple[str, str], Session] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._session_task: asyncio.Task[None] | None = None
@@ -82,6 +87,7 @@ class TransactionService:
         for s in await self.store.list_sessions(active=True, limit=1_000_000):
             self._active[(s.charger_id, s.transaction_id)] = s
         self._samples.start()
+        self._events.start()
         self._session_task = asyncio.create_task(self._session_loop(), name="session-flusher")
 
     async def stop(self) -> None:
@@ -89,6 +95,7 @@ class TransactionService:
             self._session_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._session_task
+        await self._events.stop()
         await self._samples.stop()
         await self._flush_sessions()
 
@@ -172,35 +179,64 @@ class TransactionService:
 
     # -- 2.x -----------------------------------------------------------------------------------
     async def transaction_event(self, charger_id: str, version: OcppVersion, ev: TxEvent) -> Session | None:
-        """Apply a 2.x TransactionEvent once; returns the session (None for a replay)."""
-        fresh = await self.store.record_transaction_event(
-            StoredEvent(
-                charger_id=charger_id,
-                transaction_id=ev.transaction_id,
-                seq_no=ev.seq_no,
-                event_type=ev.event_type,
-                timestamp=ev.timestamp,
-            )
-        )
+        """Apply a 2.x TransactionEvent once; returns the session (None for a replay).
+
+        The event's identity is group-committed with others (a 2.x fleet sends one per
+        transaction per meter interval, as many as 1.6 MeterValues), and an Updated event only
+        changes the session in memory, written with the other live figures every few seconds;
+        a session's start and end are written at once.
+        """
+        key = (charger_id, ev.transaction_id, ev.seq_no)
+        if key in self._events_in_flight:  # the same event twice in one batch: the first one counts
+            return None
+        self._events_in_flight.add(key)
+        try:
+            await self._events.add((StoredEvent(charger_id=charger_id, transaction_id=ev.transaction_id,
+                                                seq_no=ev.seq_no, event_type=ev.event_type,
+                                                timestamp=ev.timestamp),))
+        finally:
+            self._events_in_flight.discard(key)
+        fresh = key in self._fresh_events
+        self._fresh_events.discard(key)
         if not fresh:
             log.info("transaction.event_replayed", charger_id=charger_id, transaction_id=ev.transaction_id,
                      seq_no=ev.seq_no)
             return None
         if ev.samples:
-            await self.add_samples(ev.samples)
-        key = (charger_id, ev.transaction_id)
-        current = self._active.get(key) or await self.store.session_by_transaction(charger_id, ev.transaction_id)
-        merged = core_sessions.apply_event(current, ev, charger_id=charger_id, version=version)
-        if current is None:
-            merged = await self.store.insert_session(merged)
-            topic = "session.started"
-        else:
-            await self.store.update_session(merged)
-            topic = "session.stopped" if merged.status is SessionStatus.COMPLETED else "session.updated"
-        self._remember(merged)
-        self._dirty.discard(key)
+            # Only a fresh event's samples: a replay's may be labelled differently (its EVSE is
+            # no longer known once the session ended) and would be stored as new.
+            await self.meter_values(ev.samples)
+        skey = (charger_id, ev.transaction_id)
+        lock, users = self._tx_locks.get(skey) or (asyncio.Lock(), 0)
+        self._tx_locks[skey] = (lock, users + 1)
+        try:
+            async with lock:  # two events of one transaction at once must not both read the old state
+                current = self._active.get(skey) or await self.store.session_by_transaction(
+                    charger_id, ev.transaction_id
+                )
+                merged = core_sessions.apply_event(current, ev, charger_id=charger_id, version=version)
+                if current is None:
+                    merged = await self.store.insert_session(merged)
+                    topic = "session.started"
+                elif merged.status is SessionStatus.COMPLETED or current.status is SessionStatus.COMPLETED:
+                    await self.store.update_session(merged)
+                    self._dirty.discard(skey)
+                    topic = "session.stopped"
+                else:
+                    self._dirty.add(skey)
+                    topic = "session.updated"
+                self._remember(merged)
+        finally:
+            lock, users = self._tx_locks[skey]
+            if users == 1:
+                del self._tx_locks[skey]
+            else:
+                self._tx_locks[skey] = (lock, users - 1)
         self.bus.publish(topic, session_event(merged))
         return merged
+
+    async def _write_events(self, events: list[StoredEvent]) -> None:
+        self._fresh_events.update(await self.store.record_transaction_events(events))
 
     # -- meter values ----------------------------------------------------------------------
     def meter_values(self, samples: tuple[MeterSample, ...]) -> asyncio.Future[None]:

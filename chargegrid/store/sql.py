@@ -436,21 +436,23 @@ class SqlStore:
         async with self.engine.connect() as conn:
             return [_session_from_row(r) for r in (await conn.execute(q)).all()]
 
-    async def record_transaction_event(self, event: StoredEvent) -> bool:
+    async def record_transaction_events(self, events: Sequence[StoredEvent]) -> set[tuple[str, str, int]]:
+        if not events:
+            return set()
+        te = t.transaction_events
+        rows = [
+            {"charger_id": e.charger_id, "transaction_id": e.transaction_id, "seq_no": e.seq_no,
+             "event_type": e.event_type, "timestamp": e.timestamp}
+            for e in events
+        ]
+        stmt = (
+            self._insert(te)
+            .on_conflict_do_nothing()
+            .returning(te.c.charger_id, te.c.transaction_id, te.c.seq_no, sort_by_parameter_order=True)
+        )
         async with self.engine.begin() as conn:
-            res = await conn.execute(
-                self._insert(t.transaction_events)
-                .values(
-                    charger_id=event.charger_id,
-                    transaction_id=event.transaction_id,
-                    seq_no=event.seq_no,
-                    event_type=event.event_type,
-                    timestamp=event.timestamp,
-                )
-                .on_conflict_do_nothing()
-                .returning(t.transaction_events.c.seq_no)
-            )
-            return res.first() is not None
+            res = await conn.execute(stmt, rows)
+            return {(r.charger_id, r.transaction_id, r.seq_no) for r in res.all()}
 
     # -- meter samples ----------------------------------------------------------------------
     async def add_meter_samples(self, samples: Sequence[MeterSample]) -> int:
