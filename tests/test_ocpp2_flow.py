@@ -117,3 +117,26 @@ async def test_pipelined_and_duplicated_events_merge_once(csms: Csms, registered
     (s,) = await csms.store.list_sessions(charger_id=registered)
     assert s.status is SessionStatus.COMPLETED and s.energy_wh == 600 and s.evse_id == 2
     assert len(await csms.store.list_meter_samples(registered, "tx-abc-1")) == 7
+
+
+async def test_failed_event_is_applied_on_retry(csms: Csms, registered: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An event recorded as seen whose processing then fails must count when the charger retries."""
+    real = csms.store.insert_session
+    calls = 0
+
+    async def flaky(session):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("database went away")
+        return await real(session)
+
+    monkeypatch.setattr(csms.store, "insert_session", flaky)
+    started = event("Started", 0, 0, 1000, evse={"id": 1, "connectorId": 1})
+    async with fake_charger(csms.ocpp_url, registered, password=PASSWORD, subprotocols=["ocpp2.0.1"]) as cp:
+        with pytest.raises(CallError) as e:
+            await cp.call("TransactionEvent", started)
+        assert e.value.code == "InternalError"
+        assert await cp.call("TransactionEvent", started) == {}
+    (s,) = await csms.store.list_sessions(charger_id=registered)
+    assert s.transaction_id == "tx-abc-1" and s.status is SessionStatus.ACTIVE

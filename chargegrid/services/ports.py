@@ -104,6 +104,10 @@ class Store(Protocol):
         (the others are replays)."""
         ...
 
+    async def forget_transaction_event(self, charger_id: str, transaction_id: str, seq_no: int) -> None:
+        """Undo a recorded event identity whose processing failed, so a retry counts."""
+        ...
+
     async def add_meter_samples(self, samples: Sequence[MeterSample]) -> int:
         """Insert a batch; samples already stored (same digest) are skipped. Returns new rows."""
         ...

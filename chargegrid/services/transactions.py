@@ -202,6 +202,14 @@ class TransactionService:
             log.info("transaction.event_replayed", charger_id=charger_id, transaction_id=ev.transaction_id,
                      seq_no=ev.seq_no)
             return None
+        try:
+            return await self._apply_event(charger_id, version, ev)
+        except BaseException:
+            # Recorded as seen but not applied: forget it, so that the charger's retry is applied.
+            await self.store.forget_transaction_event(charger_id, ev.transaction_id, ev.seq_no)
+            raise
+
+    async def _apply_event(self, charger_id: str, version: OcppVersion, ev: TxEvent) -> Session:
         if ev.samples:
             # Only a fresh event's samples: a replay's may be labelled differently (its EVSE is
             # no longer known once the session ended) and would be stored as new.

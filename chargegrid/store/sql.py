@@ -454,6 +454,15 @@ class SqlStore:
             res = await conn.execute(stmt, rows)
             return {(r.charger_id, r.transaction_id, r.seq_no) for r in res.all()}
 
+    async def forget_transaction_event(self, charger_id: str, transaction_id: str, seq_no: int) -> None:
+        te = t.transaction_events.c
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                t.transaction_events.delete().where(
+                    te.charger_id == charger_id, te.transaction_id == transaction_id, te.seq_no == seq_no
+                )
+            )
+
     # -- meter samples ----------------------------------------------------------------------
     async def add_meter_samples(self, samples: Sequence[MeterSample]) -> int:
         """One executemany per batch, duplicates skipped by the (charger, digest) key.
