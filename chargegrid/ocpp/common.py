@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from chargegrid.core.commands import Command, CommandResult
+from chargegrid.core.commands import Command, CommandResult, DataTransfer
 from chargegrid.core.model import OcppVersion
 from chargegrid.services.chargers import ChargerService
 from chargegrid.services.transactions import TransactionService
@@ -55,3 +55,19 @@ class Services:
 async def done(aw: Awaitable[Any]) -> Payload:
     await aw
     return {}
+
+
+def data_transfer(cmd: DataTransfer) -> Payload:
+    """DataTransfer's payload is the same in 1.6 and 2.x."""
+    p: Payload = {"vendorId": cmd.vendor_id}
+    if cmd.message_id is not None:
+        p["messageId"] = cmd.message_id
+    if cmd.data is not None:
+        p["data"] = cmd.data
+    return p
+
+
+def decode_result(action: str, payload: Payload) -> CommandResult:
+    """A charger's answer: most carry a ``status``; the rest (GetConfiguration, ...) have none."""
+    status = payload.get("status")
+    return CommandResult(action=action, status=status if isinstance(status, str) else None, payload=payload)

@@ -13,7 +13,18 @@ from typing import Any
 from chargegrid.core import commands as c
 from chargegrid.core.meter import make_sample, parse_timestamp, values_v16
 from chargegrid.core.model import BootInfo, MeterSample, TokenStatus
-from chargegrid.ocpp.common import Context, Handler, Payload, Reply, Services, Unsupported, done, iso
+from chargegrid.ocpp.common import (
+    Context,
+    Handler,
+    Payload,
+    Reply,
+    Services,
+    Unsupported,
+    data_transfer,
+    decode_result,
+    done,
+    iso,
+)
 
 
 def _id_tag_info(status: TokenStatus, expires: Any = None) -> Payload:
@@ -199,16 +210,10 @@ class V16:
                     profile["transactionId"] = int(cmd.transaction_id)
                 return "SetChargingProfile", {"connectorId": cmd.evse_id, "csChargingProfiles": profile}
             case c.DataTransfer():
-                p = {"vendorId": cmd.vendor_id}
-                if cmd.message_id is not None:
-                    p["messageId"] = cmd.message_id
-                if cmd.data is not None:
-                    p["data"] = cmd.data
-                return "DataTransfer", p
+                return "DataTransfer", data_transfer(cmd)
             case c.GetVariables() | c.SetVariables():
                 raise Unsupported(f"{type(cmd).__name__} does not exist in OCPP 1.6")
         raise Unsupported(f"unknown command {cmd!r}")
 
     def decode_result(self, action: str, payload: Payload) -> c.CommandResult:
-        status = payload.get("status")
-        return c.CommandResult(action=action, status=status if isinstance(status, str) else None, payload=payload)
+        return decode_result(action, payload)

@@ -14,7 +14,18 @@ from chargegrid.core import commands as c
 from chargegrid.core.meter import make_sample, parse_timestamp, values_v2
 from chargegrid.core.model import BootInfo, MeterSample, TokenStatus
 from chargegrid.core.sessions import TxEvent
-from chargegrid.ocpp.common import Context, Handler, Payload, Reply, Services, Unsupported, done, iso
+from chargegrid.ocpp.common import (
+    Context,
+    Handler,
+    Payload,
+    Reply,
+    Services,
+    Unsupported,
+    data_transfer,
+    decode_result,
+    done,
+    iso,
+)
 
 
 def _id_token_info(status: TokenStatus, expires: Any = None) -> Payload:
@@ -222,16 +233,10 @@ class V2:
                     profile["transactionId"] = cmd.transaction_id
                 return "SetChargingProfile", {"evseId": cmd.evse_id, "chargingProfile": profile}
             case c.DataTransfer():
-                p = {"vendorId": cmd.vendor_id}
-                if cmd.message_id is not None:
-                    p["messageId"] = cmd.message_id
-                if cmd.data is not None:
-                    p["data"] = cmd.data
-                return "DataTransfer", p
+                return "DataTransfer", data_transfer(cmd)
             case c.GetConfiguration() | c.ChangeConfiguration():
                 raise Unsupported(f"{type(cmd).__name__} does not exist in OCPP 2.x; use get/set variables")
         raise Unsupported(f"unknown command {cmd!r}")
 
     def decode_result(self, action: str, payload: Payload) -> c.CommandResult:
-        status = payload.get("status")
-        return c.CommandResult(action=action, status=status if isinstance(status, str) else None, payload=payload)
+        return decode_result(action, payload)
