@@ -19,9 +19,19 @@ Two ways to run it:
   JSON object a line on stdout:
 
   ``connect K``  connect and boot K more chargers  -> ``{"event": "connected", ...}``
-  ``load R``     start MeterValues at R calls/s in total over all connected chargers
-  ``mark``       counters and latencies since the previous mark -> ``{"event": "mark", ...}``
+                 (with ``--connect-report``: ``{"event": "progress", ...}`` lines every 0.5 s while
+                 connecting, and the completion time of every charger in the answer)
+  ``load R [OFFSET]``  start MeterValues at R calls/s in total over all connected chargers, the
+                 first one OFFSET seconds later (several load generators interleave their calls)
+  ``mark [full]`` counters and latencies since the previous mark -> ``{"event": "mark", ...}``
+                 (``full``: every latency too, in ms, for percentiles over several generators)
+  ``probe API_URL API_KEY COUNT INTERVAL``  status-to-SSE probe, see :meth:`LoadGen.probe`
+                 -> ``{"event": "probe", ...}``
   ``stop``       stop sending, wait for outstanding answers, close -> ``{"event": "stopped", ...}``
+
+Several load generators can share one server: ``--first-index`` gives each its own charger
+ids, and ``--source-ips`` spreads each one's connections over loopback source addresses
+(127.0.0.2, 127.0.0.3, ...), as one source address has only ~28,000 ephemeral ports.
 """
 
 from __future__ import annotations
@@ -70,10 +80,11 @@ class Counters:
     timeouts: int = 0
     late: int = 0
     latencies_s: list[float] = field(default_factory=list)
+    answered_at: list[float] = field(default_factory=list)  # time.monotonic() of each answer, as latencies_s
 
     def summary(self, seconds: float) -> dict[str, Any]:
         lat = sorted(self.latencies_s)
-        out = {k: v for k, v in asdict(self).items() if k != "latencies_s"}
+        out = {k: v for k, v in asdict(self).items() if k not in ("latencies_s", "answered_at")}
         p50, p99 = percentile(lat, 50), percentile(lat, 99)
         out.update(
             seconds=round(seconds, 4),
@@ -103,6 +114,8 @@ class Charger(WSListener):
         self.next_due = 0.0
         self.period = 0.0
         self.boot_answer: asyncio.Future[bool] | None = None
+        self.call_answer: asyncio.Future[tuple[bool, float]] | None = None  # other calls: (accepted, when)
+        self.booted = False
         self.closed = False
 
     # -- picows callbacks ----------------------------------------------------------------------
@@ -117,6 +130,8 @@ class Charger(WSListener):
             self.timer.cancel()
         if self.boot_answer is not None and not self.boot_answer.done():
             self.boot_answer.set_result(False)
+        if self.call_answer is not None and not self.call_answer.done():
+            self.call_answer.set_result((False, time.perf_counter()))
         if not self.gen.stopping:
             self.gen.disconnects += 1
 
@@ -149,11 +164,16 @@ class Charger(WSListener):
             if self.boot_answer is not None and not self.boot_answer.done():
                 self.boot_answer.set_result(kind == CALLRESULT)
             return
+        if action != "MeterValues":
+            if self.call_answer is not None and not self.call_answer.done():
+                self.call_answer.set_result((kind == CALLRESULT, now))
+            return
         c = self.gen.window
         if kind == CALLRESULT:
             c.answered += 1
             self.gen.total.answered += 1
             c.latencies_s.append(now - self.sent_at)
+            c.answered_at.append(time.monotonic())
         else:
             c.call_errors += 1
             self.gen.total.call_errors += 1
@@ -186,6 +206,15 @@ class Charger(WSListener):
         self._send("BootNotification", {"chargePointVendor": "chargegrid-bench", "chargePointModel": "loadgen",
                                         "chargePointSerialNumber": self.charger_id})
         return self.boot_answer
+
+    def call(self, action: str, payload: dict[str, Any]) -> asyncio.Future[tuple[bool, float]]:
+        """Any other CALL (the probe's StatusNotification): resolves to (answered with a result, when)."""
+        self.call_answer = asyncio.get_running_loop().create_future()
+        if self.closed or self.outstanding is not None:
+            self.call_answer.set_result((False, time.perf_counter()))
+        else:
+            self._send(action, payload)
+        return self.call_answer
 
     def send_meter_values(self) -> None:
         self.energy_wh += 1
@@ -237,6 +266,10 @@ class Charger(WSListener):
             if self.boot_answer is not None and not self.boot_answer.done():
                 self.boot_answer.set_result(False)
             return True
+        if action != "MeterValues":
+            if self.call_answer is not None and not self.call_answer.done():
+                self.call_answer.set_result((False, now))
+            return True
         self.gen.window.timeouts += 1
         self.gen.total.timeouts += 1
         if self.due_pending and not self.gen.stopping and not self.closed:
@@ -251,9 +284,13 @@ class Charger(WSListener):
 
 
 class LoadGen:
-    def __init__(self, url: str, *, prefix: str, password: str, concurrency: int, timeout_s: float) -> None:
+    def __init__(self, url: str, *, prefix: str, password: str, concurrency: int, timeout_s: float,
+                 first_index: int = 1, source_ips: list[str] | None = None, connect_report: bool = False) -> None:
         self.url = url.rstrip("/")
         self.prefix = prefix
+        self.next_index = first_index  # the next charger to connect is PREFIX{next_index:05d}
+        self.source_ips = source_ips or []
+        self.connect_report = connect_report
         self.password = password
         self.concurrency = concurrency
         self.timeout_s = timeout_s
@@ -268,6 +305,7 @@ class LoadGen:
         self.stray_answers = 0
         self.first_error: Any = None
         self.connect_failures = 0
+        self.first_connect_error: str | None = None
         self.boot_failures = 0
         self.boot_rejected = 0
         self.outstanding = 0  # CALLs sent and not yet answered, over all chargers
@@ -280,13 +318,18 @@ class LoadGen:
         token = base64.b64encode(f"{charger_id}:{self.password}".encode()).decode()
         headers = {"Authorization": f"Basic {token}", "Sec-WebSocket-Protocol": "ocpp1.6"}
         gen = self
+        extra: dict[str, Any] = {}
+        if self.source_ips:  # forwarded by ws_connect to loop.create_connection
+            extra["local_addr"] = (self.source_ips[index % len(self.source_ips)], 0)
         try:
             _, listener = await ws_connect(
                 lambda: Charger(gen, index), f"{self.url}/{charger_id}", extra_headers=headers,
-                read_buffer_init_size=2048, websocket_handshake_timeout=self.timeout_s,
+                read_buffer_init_size=2048, websocket_handshake_timeout=self.timeout_s, **extra,
             )
-        except Exception:
+        except Exception as exc:
             self.connect_failures += 1
+            if self.first_connect_error is None:
+                self.first_connect_error = repr(exc)[:300]
             return None
         assert isinstance(listener, Charger)
         try:
@@ -295,14 +338,18 @@ class LoadGen:
             accepted = False
         if not accepted:
             self.boot_failures += 1
+        listener.booted = accepted
         return listener
 
     async def connect(self, count: int) -> dict[str, Any]:
         """Connect and boot ``count`` more chargers, at most ``concurrency`` handshakes at a time."""
-        first = len(self.chargers) + 1
+        first = self.next_index
+        self.next_index += count
         indexes = iter(range(first, first + count))
         new: list[Charger] = []
         failures_before = self.connect_failures, self.boot_failures, self.boot_rejected
+        done_at: list[float] = []  # time.monotonic() (system-wide on Linux) when each charger was booted
+        started_mono = time.monotonic()
         started = time.perf_counter()
 
         async def worker() -> None:
@@ -310,8 +357,22 @@ class LoadGen:
                 charger = await self._connect_one(index)
                 if charger is not None:
                     new.append(charger)
+                    if charger.booted:
+                        done_at.append(time.monotonic())
 
-        await asyncio.gather(*(worker() for _ in range(max(1, min(self.concurrency, count)))))
+        async def report_progress() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                failed = (self.connect_failures - failures_before[0]) + (self.boot_failures - failures_before[1])
+                emit({"event": "progress", "booted": len(done_at), "requested": count, "failed": failed,
+                      "t": time.monotonic()})
+
+        reporter = asyncio.create_task(report_progress()) if self.connect_report else None
+        try:
+            await asyncio.gather(*(worker() for _ in range(max(1, min(self.concurrency, count)))))
+        finally:
+            if reporter is not None:
+                reporter.cancel()
         seconds = time.perf_counter() - started
         new.sort(key=lambda c: c.index)
         self.chargers.extend(new)
@@ -325,8 +386,9 @@ class LoadGen:
             "connect_failures": self.connect_failures - failures_before[0],
             "boot_failures": self.boot_failures - failures_before[1],
             "boot_rejected": self.boot_rejected - failures_before[2],
+            "first_connect_error": self.first_connect_error,
             "seconds": round(seconds, 3),
-        }
+        } | ({"started_at": started_mono, "booted_at": [round(t, 4) for t in done_at]} if self.connect_report else {})
 
     async def _expire_loop(self) -> None:
         while True:
@@ -336,13 +398,17 @@ class LoadGen:
                 c.expire(now, self.timeout_s)
 
     # -- load --------------------------------------------------------------------------------
-    def load(self, rate: float) -> dict[str, Any]:
-        """Start MeterValues from every connected charger, ``rate`` calls/s in total, evenly spread."""
+    def load(self, rate: float, offset: float = 0.0) -> dict[str, Any]:
+        """Start MeterValues from every connected charger, ``rate`` calls/s in total, evenly spread.
+
+        The first call goes out ``offset`` seconds later (load generators sharing a server
+        interleave their calls this way).
+        """
         live = [c for c in self.chargers if not c.closed]
         if not live or rate <= 0:
             return {"event": "load", "chargers": 0, "rate": rate}
         period = len(live) / rate
-        t0 = asyncio.get_running_loop().time() + 0.05
+        t0 = asyncio.get_running_loop().time() + 0.05 + offset
         for i, c in enumerate(live):
             c.start(t0 + i / rate, period)
         self.mark()
@@ -350,12 +416,105 @@ class LoadGen:
         self.total_started = self.window_started
         return {"event": "load", "chargers": len(live), "rate": rate, "period_s": round(period, 6)}
 
-    def mark(self) -> dict[str, Any]:
+    def mark(self, full: bool = False) -> dict[str, Any]:
         now = time.perf_counter()
         window, self.window = self.window, Counters()
         seconds, self.window_started = now - self.window_started, now
         out = {"event": "mark", **window.summary(seconds), **self._health()}
+        if full:
+            out["latencies_ms"] = [round(x * 1e3, 3) for x in window.latencies_s]
+            out["answered_at"] = [round(t, 3) for t in window.answered_at]  # monotonic: same clock in every process
         return out
+
+    async def probe(self, api_url: str, api_key: str, count: int, interval_s: float) -> dict[str, Any]:
+        """How soon a status change reaches a live-events client.
+
+        Subscribes to ``GET {api_url}/api/v1/events`` (Server-Sent Events, ``Bearer`` key), then
+        ``count`` times, every ``interval_s``, the first connected charger of this generator sends
+        a StatusNotification (connector 1, alternately Unavailable and Available) and the probe
+        times, from the send, the CALLRESULT and the matching ``connector.status`` event.
+        """
+        import httpx  # only the probe needs it
+
+        loop = asyncio.get_running_loop()
+        charger = next((c for c in self.chargers if not c.closed), None)
+        if charger is None:
+            return {"event": "probe", "error": "no connected charger to probe with"}
+        waiting: dict[str, asyncio.Future[float]] = {}
+        subscribed: asyncio.Future[None] = loop.create_future()
+        seen = {"events": 0, "status_events": 0}
+
+        async def read_events() -> None:
+            headers = {"Authorization": f"Bearer {api_key}", "Accept": "text/event-stream"}
+            async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None)) as client, \
+                    client.stream("GET", f"{api_url.rstrip('/')}/api/v1/events", headers=headers) as resp:
+                if resp.status_code != 200:
+                    subscribed.set_exception(RuntimeError(f"GET /api/v1/events: HTTP {resp.status_code}"))
+                    return
+                event = ""
+                async for line in resp.aiter_lines():
+                    now = time.perf_counter()
+                    if not subscribed.done():
+                        subscribed.set_result(None)
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:"):
+                        seen["events"] += 1
+                        if event != "connector.status":
+                            continue
+                        seen["status_events"] += 1
+                        data = orjson.loads(line[5:])
+                        if data.get("charger_id") == charger.charger_id:
+                            fut = waiting.pop(str(data.get("status")), None)
+                            if fut is not None and not fut.done():
+                                fut.set_result(now)
+                    elif not line:
+                        event = ""
+
+        reader = asyncio.create_task(read_events())
+        try:
+            await asyncio.wait_for(asyncio.shield(subscribed), 10)
+        except Exception as exc:
+            reader.cancel()
+            return {"event": "probe", "error": f"could not subscribe: {exc!r}"}
+        probes: list[dict[str, Any]] = []
+        started = time.perf_counter()
+        try:
+            for i in range(count):
+                status = "Unavailable" if i % 2 == 0 else "Available"
+                event_at: asyncio.Future[float] = loop.create_future()
+                waiting[status] = event_at
+                stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                sent_at = time.perf_counter()
+                answer = charger.call("StatusNotification", {"connectorId": 1, "errorCode": "NoError",
+                                                             "status": status, "timestamp": stamp})
+                both: set[asyncio.Future[Any]] = {event_at, answer}
+                done, _ = await asyncio.wait(both, timeout=self.timeout_s)
+                if answer not in done:  # the event came first: give the answer the rest of the time
+                    done |= (await asyncio.wait({answer}, timeout=self.timeout_s))[0]
+                waiting.pop(status, None)
+                accepted, answered_at = answer.result() if answer in done else (False, 0.0)
+                probes.append({
+                    "status": status,
+                    "sse_ms": round((event_at.result() - sent_at) * 1e3, 3) if event_at in done else None,
+                    "answer_ms": round((answered_at - sent_at) * 1e3, 3) if accepted else None,
+                })
+                if not event_at.done():
+                    event_at.cancel()
+                await asyncio.sleep(max(0.0, started + (i + 1) * interval_s - time.perf_counter()))
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+        sse = sorted(p["sse_ms"] for p in probes if p["sse_ms"] is not None)
+        answers = sorted(p["answer_ms"] for p in probes if p["answer_ms"] is not None)
+        return {
+            "event": "probe", "charger_id": charger.charger_id, "count": count, "interval_s": interval_s,
+            "seen": len(sse), "missed": count - len(sse), "answered": len(answers),
+            "sse_p50_ms": percentile(sse, 50), "sse_max_ms": sse[-1] if sse else None,
+            "answer_p50_ms": percentile(answers, 50), "answer_max_ms": answers[-1] if answers else None,
+            "events_received": seen["events"], "status_events_received": seen["status_events"], "probes": probes,
+        }
 
     def _health(self) -> dict[str, Any]:
         return {"disconnects": self.disconnects, "bad_frames": self.bad_frames, "stray_answers": self.stray_answers,
@@ -405,9 +564,13 @@ async def control(gen: LoadGen) -> None:
         if cmd == "connect":
             emit(await gen.connect(int(arg)))
         elif cmd == "load":
-            emit(gen.load(float(arg)))
+            rate, _, offset = arg.partition(" ")
+            emit(gen.load(float(rate), float(offset or 0)))
         elif cmd == "mark":
-            emit(gen.mark())
+            emit(gen.mark(full=arg == "full"))
+        elif cmd == "probe":
+            api_url, api_key, count, interval = arg.split()
+            emit(await gen.probe(api_url, api_key, int(count), float(interval)))
         elif cmd in ("stop", ""):  # "" is end of input: the driver went away
             emit(await gen.stop())
             return
@@ -432,6 +595,12 @@ def main() -> None:
     parser.add_argument("--password", default="bench-charger-password-0001", help="HTTP Basic password")
     parser.add_argument("--concurrency", type=int, default=100, help="handshakes in flight while connecting")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before an unanswered CALL counts lost")
+    parser.add_argument("--first-index", type=int, default=1, help="the first charger is PREFIX{first-index:05d}")
+    parser.add_argument("--source-ips", default="",
+                        help="comma-separated loopback source addresses to spread connections over "
+                             "(e.g. 127.0.0.2,127.0.0.3; default: the kernel's choice)")
+    parser.add_argument("--connect-report", action="store_true",
+                        help="control: progress lines while connecting, and each charger's boot time")
     parser.add_argument("--control", action="store_true", help="take commands on stdin (used by the driver)")
     parser.add_argument("--chargers", type=int, default=200, help="standalone: chargers")
     parser.add_argument("--rate", type=float, default=500.0, help="standalone: total MeterValues per second")
@@ -440,7 +609,9 @@ def main() -> None:
     args = parser.parse_args()
     raise_nofile_limit()
     gen = LoadGen(args.url, prefix=args.prefix, password=args.password, concurrency=args.concurrency,
-                  timeout_s=args.timeout)
+                  timeout_s=args.timeout, first_index=args.first_index,
+                  source_ips=[ip.strip() for ip in args.source_ips.split(",") if ip.strip()],
+                  connect_report=args.connect_report)
     if args.control:
         uvloop.run(control(gen))
     else:

@@ -142,7 +142,7 @@ async def open_csms(settings: Settings, *, clock: Callable[[], datetime] = utcno
 
         tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(_periodic(30, chargers.flush_seen, "flush_seen")),
-            asyncio.create_task(_periodic(30, chargers.refresh_credentials, "refresh_credentials")),
+            asyncio.create_task(_periodic(300, chargers.refresh_credentials, "refresh_credentials")),
         ]
         if serve_http:
             config = uvicorn.Config(http, host=settings.host, port=settings.http_port, log_level="warning",

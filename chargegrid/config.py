@@ -17,7 +17,7 @@ class Settings(BaseSettings):
     heartbeat_interval: int = 300
     log_format: str = "console"  # console | json
     log_level: str = "info"
-    message_log_size: int = 100
+    message_log_size: int = 40
     command_timeout: float = 30.0
     rate_per_s: float = 50.0
     migrate: bool = True

@@ -128,3 +128,42 @@ async def test_replaced_connection(csms: Csms, registered: str) -> None:
             await asyncio.wait_for(first.ws.wait_closed(), 5)
             assert "currentTime" in await second.call("Heartbeat", {})
             assert csms.ocpp.is_connected(registered)
+
+
+async def test_charger_registered_elsewhere_gets_in_on_retry(csms: Csms) -> None:
+    """Registered by the CLI or another node after this node loaded its credentials."""
+    from chargegrid.core.credentials import hash_password
+
+    await csms.store.add_charger("LATE-1", hash_password("late-password-1", b"s" * 16), csms.platform.clock())
+    url = f"{csms.ocpp_url}/LATE-1"
+    auth = {"Authorization": basic_auth("LATE-1", "late-password-1")}
+    assert await status_of_refusal(url, subprotocols=["ocpp1.6"], additional_headers=auth) == 401
+    for _ in range(50):  # the refusal triggered a look-up; the charger's retry gets in
+        await asyncio.sleep(0.05)
+        try:
+            async with fake_charger(csms.ocpp_url, "LATE-1", password="late-password-1") as cp:
+                assert "currentTime" in await cp.call("Heartbeat", {})
+                return
+        except InvalidStatus:
+            continue
+    pytest.fail("a charger registered in the store was never admitted")
+
+
+async def test_credentials_refresh_in_pages_and_last_seen(csms: Csms, registered: str) -> None:
+    from chargegrid.core.credentials import hash_password
+
+    for i in range(5):
+        await csms.store.add_charger(f"PG-{i}", hash_password(f"password-{i}-xx", b"t" * 16), csms.platform.clock())
+    await csms.store.remove_charger(registered)
+    chargers = csms.platform.chargers
+    await chargers.refresh_credentials(page=2)
+    assert chargers.admit("PG-4", "password-4-xx").value == "accept"
+    assert chargers.admit("PG-4", "wrong").value == "bad_password"
+    assert chargers.admit(registered, PASSWORD).value == "unknown"  # removed elsewhere: dropped
+    async with fake_charger(csms.ocpp_url, "PG-1", password="password-1-xx") as cp:
+        await cp.call("Heartbeat", {})
+        live = chargers.last_seen("PG-1")
+        await chargers.flush_seen()
+        assert chargers.last_seen("PG-1") == live  # still the live value after a flush
+        stored = await csms.store.get_charger("PG-1")
+        assert stored is not None and stored.last_seen_at == live

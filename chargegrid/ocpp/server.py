@@ -78,7 +78,7 @@ class ServerConfig:
     path_prefix: str = "/ocpp/"
     max_frame_size: int = 64 * 1024
     read_buffer_init_size: int = 2048
-    message_log_size: int = 100
+    message_log_size: int = 40
     rate_per_s: float = 50.0
     burst: int = 500
     max_inflight: int = 16
@@ -282,7 +282,9 @@ class Connection(WSListener):
         now = time.time()
         for frame in frames:
             self.transport.send(WSMsgType.TEXT, frame)
-            self.log.append((now, "out", frame))
+            # orjson's bytes keep a ~4 KB allocation whatever their length: the log keeps an
+            # exact-size copy, or a full log would cost ~200 KB per charger (measured).
+            self.log.append((now, "out", bytes(memoryview(frame))))
         self.server.frames_out += len(frames)
 
     # -- outbound commands -----------------------------------------------------------------------

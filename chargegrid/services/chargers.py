@@ -12,12 +12,14 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 
 import structlog
@@ -65,6 +67,7 @@ class ChargerService:
         *,
         auto_register: bool = False,
         heartbeat_interval_s: int = 300,
+        seen_persist_s: float = 300.0,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -74,7 +77,12 @@ class ChargerService:
         self._credentials: dict[str, str | None] = {}
         self._verified: dict[str, bytes] = {}
         self._statuses: dict[tuple[str, int, int], ConnectorStatus] = {}
-        self._seen: dict[str, datetime] = {}
+        self._seen: dict[str, datetime] = {}  # live, every message
+        self._persisted: dict[str, datetime] = {}  # what the store has
+        self.seen_persist_s = seen_persist_s
+        self._lookups: dict[str, float] = {}
+        self._registered_meanwhile: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         # Boots and statuses arrive in storms (a site's power returns, a node restarts):
         # group-committed, each acknowledged after its batch is stored.
         self._boots = GroupCommit(store.record_boots, name="boots")
@@ -88,8 +96,11 @@ class ChargerService:
         self._status_writes.start()
 
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         await self._boots.stop()
         await self._status_writes.stop()
+        self.seen_persist_s = 0.0  # at shutdown, everything
         await self.flush_seen()
 
     # -- registration ----------------------------------------------------------------------
@@ -99,6 +110,7 @@ class ChargerService:
         # Known in memory before the write: a second handshake meanwhile must verify against
         # this password, not auto-register again with its own.
         self._credentials[charger_id] = hashed
+        self._registered_meanwhile.add(charger_id)
         self._verified.pop(charger_id, None)
         created = await self.store.add_charger(charger_id, hashed, self.clock())
         log.info("charger.registered", charger_id=charger_id, created=created)
@@ -109,18 +121,62 @@ class ChargerService:
         self._verified.pop(charger_id, None)
         return await self.store.remove_charger(charger_id)
 
-    async def refresh_credentials(self) -> None:
-        """Reload credentials changed by other nodes or the CLI."""
-        fresh = await self.store.credentials()
+    async def refresh_credentials(self, page: int = 1000) -> None:
+        """Reload every credential (changes by other nodes or the CLI), a page at a time.
+
+        Loading all of them in one go stalled the event loop for ~0.5 s per 20,000 chargers,
+        which every charger then saw as latency; pages with a yield in between do not.
+        """
+        fresh: dict[str, str | None] = {}
+        self._registered_meanwhile = set()
+        after: str | None = None
+        while True:
+            rows = await self.store.credentials_page(after, page)
+            fresh.update(rows)
+            if len(rows) < page:
+                break
+            after = rows[-1][0]
+            await asyncio.sleep(0)
         for cid, h in fresh.items():
             if self._credentials.get(cid) != h:
                 self._verified.pop(cid, None)
+        # Registrations made on this node while the pages were read stay known; anything else
+        # missing from the store was removed (by the CLI or another node) and is dropped.
+        for cid in self._registered_meanwhile:
+            if cid in self._credentials:
+                fresh[cid] = self._credentials[cid]
         self._credentials = fresh
+
+    def _look_up_later(self, charger_id: str) -> None:
+        """An unknown id at the handshake may have been registered by the CLI or another node
+        since the last refresh: look it up, so its next attempt (chargers retry) gets in. At
+        most once a minute per id, so random ids cannot turn into a query storm."""
+        mono = time.monotonic()
+        if self._lookups.get(charger_id, 0.0) > mono or len(self._lookups) > 10_000:
+            return
+        self._lookups[charger_id] = mono + 60.0
+        task = asyncio.ensure_future(self._look_up(charger_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _look_up(self, charger_id: str) -> None:
+        try:
+            ch = await self.store.get_charger(charger_id)
+        except Exception:
+            log.exception("charger.lookup_failed", charger_id=charger_id)
+            return
+        if ch is not None and charger_id not in self._credentials:
+            self._credentials[charger_id] = ch.password_hash
+            self._lookups.pop(charger_id, None)
+            log.info("charger.credentials_loaded", charger_id=charger_id)
 
     def admit(self, charger_id: str, password: str | None) -> Admission:
         """Decide at the handshake whether this charger may connect (synchronous)."""
         if charger_id not in self._credentials:
-            return Admission.AUTO_REGISTER if self.auto_register else Admission.UNKNOWN
+            if self.auto_register:
+                return Admission.AUTO_REGISTER
+            self._look_up_later(charger_id)
+            return Admission.UNKNOWN
         stored = self._credentials[charger_id]
         if stored is None:
             # Registered without a password: only acceptable when the operator chose so.
@@ -151,10 +207,21 @@ class ChargerService:
         """Any message from a charger counts as a sign of life (cheap: memory only)."""
         self._seen[charger_id] = self.clock()
 
-    async def flush_seen(self) -> None:
-        seen, self._seen = self._seen, {}
-        known = {k: v for k, v in seen.items() if k in self._credentials}
-        await self.store.touch_chargers(known)
+    async def flush_seen(self, chunk: int = 1000) -> None:
+        """Persist last-seen times that moved by more than ``seen_persist_s`` (the live value
+        is in memory), in chunks with a yield in between so the event loop never stalls."""
+        threshold = timedelta(seconds=self.seen_persist_s)
+        due = {
+            cid: at
+            for cid, at in self._seen.items()
+            if cid in self._credentials and (cid not in self._persisted or at - self._persisted[cid] >= threshold)
+        }
+        items = list(due.items())
+        for i in range(0, len(items), chunk):
+            part = dict(items[i : i + chunk])
+            await self.store.touch_chargers(part)
+            self._persisted.update(part)
+            await asyncio.sleep(0)
 
     # -- messages -------------------------------------------------------------------------
     async def boot(self, charger_id: str, info: BootInfo, version: OcppVersion) -> BootDecision:

@@ -239,6 +239,14 @@ class SqlStore:
             rows = (await conn.execute(sa.select(t.chargers.c.id, t.chargers.c.password_hash))).all()
         return {r.id: r.password_hash for r in rows}
 
+    async def credentials_page(self, after: str | None, limit: int) -> list[tuple[str, str | None]]:
+        c = t.chargers.c
+        q = sa.select(c.id, c.password_hash).order_by(c.id).limit(limit)
+        if after is not None:
+            q = q.where(c.id > after)
+        async with self.engine.connect() as conn:
+            return [(r.id, r.password_hash) for r in (await conn.execute(q)).all()]
+
     async def record_boots(self, boots: Sequence[BootRecord]) -> None:
         if not boots:
             return
