@@ -8,8 +8,9 @@ Rules:
 - Signed 1.6 values (``format: SignedData``) carry no number and are skipped here; the raw
   frame stays in the message log.
 - Timestamps without a zone are taken as UTC, as real chargers that omit the "Z" mean UTC.
-- A sample's digest is a hash of its whole content, so a replayed sample is recognised and
-  stored once while two different samples with the same timestamp are both kept.
+- A sample's digest is a hash of its content, so a replayed sample is recognised and stored
+  once while two different samples with the same timestamp are both kept (the store keys
+  samples by charger, timestamp and digest).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from chargegrid.core.model import MeterSample, SampledValue
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
+_FIELDS = "%s,%r,%s,%s,%s,%s"  # one SampledValue, all six fields
 POWER = "Power.Active.Import"
 SOC = "SoC"
 
@@ -96,11 +98,11 @@ def make_sample(
     values: tuple[SampledValue, ...],
 ) -> MeterSample:
     """Build a sample and its content digest."""
-    # Joined by hand rather than repr() of the dataclasses: this runs once per sample on the
-    # MeterValues hot path, and the generated __repr__ costs several times more.
-    parts = [charger_id, str(evse_id), str(connector_id), transaction_id or "", timestamp.isoformat()]
-    parts.extend(f"{v.measurand},{v.value!r},{v.unit},{v.phase},{v.location},{v.context}" for v in values)
-    digest = hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()
+    # The charger and the timestamp are not hashed: the store's key is (charger, timestamp,
+    # digest), so the digest only tells apart samples of one charger at one instant. Joined by
+    # hand: this runs once per sample on the MeterValues hot path, and repr() costs more.
+    key = f"{evse_id}|{connector_id}|{transaction_id or ''}|" + "|".join([_FIELDS % v for v in values])
+    digest = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
     return MeterSample(charger_id, evse_id, connector_id, transaction_id, timestamp, values, digest)
 
 
