@@ -112,9 +112,14 @@ def test_timestamps() -> None:
 
 
 def test_digest_identifies_content() -> None:
+    """The digest tells apart samples of one charger at one instant (the store's key adds the
+    charger and the timestamp, tested in test_store_idempotency)."""
     assert sample(100, 0).digest == sample(100, 0).digest
     assert sample(100, 0).digest != sample(101, 0).digest
-    assert sample(100, 0).digest != sample(100, 1).digest
+    assert sample(100, 0, tx="1").digest != sample(100, 0, tx="2").digest
+    ctx = make_sample(charger_id="CP", evse_id=1, connector_id=1, transaction_id="1", timestamp=at(0),
+                      values=values_v16([{"value": "100", "context": "Sample.Clock"}]))
+    assert ctx.digest != sample(100, 0).digest
 
 
 # -- sessions ------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import dataclasses
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -78,6 +78,11 @@ async def test_store_idempotency(db_url: str) -> None:
                         values=values_v16([{"value": "10"}]))
         assert await store.add_meter_samples([m, m]) == 1
         assert await store.add_meter_samples([m]) == 0
+        later = m._replace(timestamp=T + timedelta(seconds=60))  # same digest, another instant
+        assert later.digest == m.digest
+        assert await store.add_meter_samples([later]) == 1
+        other_charger = m._replace(charger_id="C2")
+        assert await store.add_meter_samples([other_charger]) == 1
         await store.upsert_token(IdToken(token="A", status=TokenStatus.BLOCKED))
         await store.upsert_token(IdToken(token="A", status=TokenStatus.ACCEPTED, expires_at=T))
         tok = await store.get_token("A")
