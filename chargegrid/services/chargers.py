@@ -78,6 +78,7 @@ class ChargerService:
         self._verified: dict[str, bytes] = {}
         self._statuses: dict[tuple[str, int, int], ConnectorStatus] = {}
         self._seen: dict[str, datetime] = {}  # live, every message
+        self._tick_now: datetime | None = None
         self._persisted: dict[str, datetime] = {}  # what the store has
         self.seen_persist_s = seen_persist_s
         self._lookups: dict[str, float] = {}
@@ -204,8 +205,16 @@ class ChargerService:
         self.bus.publish("charger.disconnected", {"charger_id": charger_id})
 
     def seen(self, charger_id: str) -> None:
-        """Any message from a charger counts as a sign of life (cheap: memory only)."""
-        self._seen[charger_id] = self.clock()
+        """Any message from a charger counts as a sign of life (cheap: memory only, and the
+        clock is read once per event-loop tick, not once per message)."""
+        now = self._tick_now
+        if now is None:
+            now = self._tick_now = self.clock()
+            asyncio.get_running_loop().call_soon(self._end_tick)
+        self._seen[charger_id] = now
+
+    def _end_tick(self) -> None:
+        self._tick_now = None
 
     async def flush_seen(self, chunk: int = 1000) -> None:
         """Persist last-seen times that moved by more than ``seen_persist_s`` (the live value
