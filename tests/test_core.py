@@ -17,6 +17,7 @@ from chargegrid.core.meter import (
     make_sample,
     parse_timestamp,
     power_w,
+    samples_v16,
     soc_percent,
     values_v2,
     values_v16,
@@ -180,3 +181,18 @@ def test_v2_events_merge_independent_of_order(updates: int, rnd) -> None:  # typ
     assert other.started_at == in_order.started_at and other.id_token == "T"
     assert other.stopped_at == in_order.stopped_at and other.stop_reason == "EVDisconnected"
     assert other.last_seq_no == updates + 1
+
+
+@given(st.lists(st.fixed_dictionaries(
+    {"value": st.one_of(st.floats(-1e6, 1e6).map(str), st.sampled_from(["x", "", "1e3"]))},
+    optional={"unit": st.sampled_from(["Wh", "kWh", "W", "kW", "A", "Percent"]),
+              "measurand": st.sampled_from(["Power.Active.Import", "SoC", "Voltage"]),
+              "phase": st.sampled_from(["L1", "L2-N"]), "context": st.sampled_from(["Sample.Clock", "Trigger"]),
+              "format": st.sampled_from(["Raw", "SignedData"])}), min_size=1, max_size=5),
+       st.sampled_from([None, "7"]))
+def test_one_pass_samples_equal_the_composed_ones(sampled: list[dict[str, str]], tx: str | None) -> None:
+    meter_values = [{"timestamp": "2026-01-01T12:00:00Z", "sampledValue": sampled}]
+    fast = samples_v16(charger_id="CP", evse_id=2, connector_id=2, transaction_id=tx, meter_values=meter_values)
+    slow = make_sample(charger_id="CP", evse_id=2, connector_id=2, transaction_id=tx, timestamp=T0,
+                       values=values_v16(sampled))
+    assert fast == (slow,)

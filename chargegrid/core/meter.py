@@ -106,6 +106,53 @@ def make_sample(
     return MeterSample(charger_id, evse_id, connector_id, transaction_id, timestamp, values, digest)
 
 
+def samples_v16(
+    *,
+    charger_id: str,
+    evse_id: int,
+    connector_id: int,
+    transaction_id: str | None,
+    meter_values: Iterable[Mapping[str, Any]],
+) -> tuple[MeterSample, ...]:
+    """The samples of a 1.6 ``meterValue`` list: ``values_v16`` and ``make_sample`` in one pass.
+
+    This is the MeterValues hot path; one loop without intermediate tuples and calls costs
+    about half of composing the two. ``test_core`` checks that both give the same samples.
+    """
+    prefix = f"{evse_id}|{connector_id}|{transaction_id or ''}|"
+    scale = _SCALE
+    fields = _FIELDS
+    out = []
+    for mv in meter_values:
+        values = []
+        keys = []
+        for sv in mv["sampledValue"]:
+            get = sv.get
+            if get("format") == "SignedData":
+                continue
+            try:
+                number = float(sv["value"])
+            except (KeyError, ValueError):
+                continue
+            unit = get("unit", "Wh")
+            scaled = scale.get(unit)
+            if scaled is not None:
+                unit, number = scaled[0], number * scaled[1]
+            v = SampledValue(
+                get("measurand", ENERGY_REGISTER), number, unit, get("phase"), get("location"), get("context")
+            )
+            values.append(v)
+            keys.append(fields % v)
+        digest = hashlib.blake2b((prefix + "|".join(keys)).encode(), digest_size=12).hexdigest()
+        out.append(
+            MeterSample(
+                charger_id, evse_id, connector_id, transaction_id, parse_timestamp(mv["timestamp"]), tuple(values),
+                digest,
+            )
+        )
+    return tuple(out)
+
+
 def _total(values: Iterable[SampledValue], measurand: str, unit: str) -> float | None:
     """The value of a measurand: the un-phased value if given, else the sum over phases.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from chargegrid.core import commands as c
-from chargegrid.core.meter import make_sample, parse_timestamp, values_v16
+from chargegrid.core.meter import parse_timestamp, samples_v16
 from chargegrid.core.model import BootInfo, MeterSample, TokenStatus
 from chargegrid.ocpp.common import (
     Context,
@@ -112,16 +112,9 @@ class V16:
         return {}
 
     def _samples(self, ctx: Context, connector: int, tx: str | None, meter_values: Any) -> tuple[MeterSample, ...]:
-        return tuple(
-            make_sample(
-                charger_id=ctx.charger_id,
-                evse_id=connector,
-                connector_id=connector,
-                transaction_id=tx,
-                timestamp=parse_timestamp(mv["timestamp"]),
-                values=values_v16(mv["sampledValue"]),
-            )
-            for mv in meter_values
+        return samples_v16(
+            charger_id=ctx.charger_id, evse_id=connector, connector_id=connector, transaction_id=tx,
+            meter_values=meter_values,
         )
 
     def meter_values(self, ctx: Context, p: Payload) -> Reply:
