@@ -144,19 +144,18 @@ class Children:
                 proc.wait(5)
 
 
-class LoadGenProcess:
-    """``loadgen.py --control``: commands on its stdin, JSON lines on its stdout."""
+class GenProcess:
+    """``loadgen.py --control``: commands on its stdin, JSON lines on its stdout (read by a thread)."""
 
-    def __init__(self, children: Children, url: str, args: argparse.Namespace, log: Path) -> None:
-        cmd = [sys.executable, str(HERE / "loadgen.py"), "--control", "--url", url,
-               "--concurrency", str(args.concurrency), "--timeout", str(args.call_timeout)]
+    def __init__(self, children: Children, name: str, cmd: list[str], core: int | None, log: Path) -> None:
+        self.name = name
+        self.log_path = log
         self.log = log.open("wb")
-        self.proc = children.start(_pinned(cmd, args.loadgen_core), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=self.log)
+        self.proc = children.start(_pinned(cmd, core), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
         self.ps = psutil.Process(self.proc.pid)
         self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.ended = False
         threading.Thread(target=self._read, daemon=True).start()
-        self.expect("ready", 30)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -170,19 +169,37 @@ class LoadGenProcess:
         self.proc.stdin.write(command.encode() + b"\n")
         self.proc.stdin.flush()
 
+    def _died(self) -> RuntimeError:
+        self.ended = True
+        tail = ""
+        with contextlib.suppress(OSError):
+            tail = self.log_path.read_text(errors="replace")[-600:]
+        return RuntimeError(f"{self.name} exited (code {self.proc.poll()}): {tail}")
+
     def expect(self, event: str, timeout_s: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
                 msg = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
-                raise RuntimeError(f"loadgen: no {event!r} within {timeout_s:g} s") from None
+                raise RuntimeError(f"{self.name}: no {event!r} within {timeout_s:g} s") from None
             if msg is None:
-                raise RuntimeError(f"loadgen exited (code {self.proc.poll()}); see {self.log.name}")
+                raise self._died()
             if msg.get("event") == event:
                 return msg
             if msg.get("event") == "error":
-                raise RuntimeError(f"loadgen: {msg.get('error')}")
+                raise RuntimeError(f"{self.name}: {msg.get('error')}")
+
+    def drain(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while True:
+            try:
+                msg = self.lines.get_nowait()
+            except queue.Empty:
+                return out
+            if msg is None:
+                raise self._died()
+            out.append(msg)
 
     def command(self, command: str, event: str, timeout_s: float) -> dict[str, Any]:
         self.send(command)
@@ -190,12 +207,22 @@ class LoadGenProcess:
 
     def close(self) -> dict[str, Any] | None:
         stopped = None
-        if self.proc.poll() is None:
+        if self.proc.poll() is None and not self.ended:
             with contextlib.suppress(RuntimeError, BrokenPipeError):
-                stopped = self.command("stop", "stopped", 60)
+                self.send("stop")
+                stopped = self.expect("stopped", 90)
         Children.stop(self.proc, signal.SIGTERM, 10)
         self.log.close()
         return stopped
+
+
+def start_loadgen(children: Children, url: str, args: argparse.Namespace, log: Path) -> GenProcess:
+    """One load generator for this benchmark, ready for commands."""
+    cmd = [sys.executable, str(HERE / "loadgen.py"), "--control", "--url", url,
+           "--concurrency", str(args.concurrency), "--timeout", str(args.call_timeout)]
+    gen = GenProcess(children, "loadgen", cmd, args.loadgen_core, log)
+    gen.expect("ready", 30)
+    return gen
 
 
 # -- servers ----------------------------------------------------------------------------------
@@ -300,7 +327,7 @@ def load_phase(spec: ServerSpec, children: Children, args: argparse.Namespace, w
     out: dict[str, Any] = {"chargers": args.chargers, "rate": args.rate, "warmup_s": args.warmup,
                            "duration_s": args.duration}
     with running_server(spec, children, args, workdir, "load-server") as server:
-        gen = LoadGenProcess(children, server.url, args, workdir / "load-loadgen.log")
+        gen = start_loadgen(children, server.url, args, workdir / "load-loadgen.log")
         try:
             task = progress.add_task(f"{spec.name}: connecting {args.chargers} chargers", total=None)
             connected = gen.command(f"connect {args.chargers}", "connected", _connect_timeout(args.chargers))
@@ -350,7 +377,7 @@ def idle_phase(spec: ServerSpec, children: Children, args: argparse.Namespace, w
     n = args.idle_chargers
     out: dict[str, Any] = {"chargers": n, "prewarm_chargers": PREWARM_CHARGERS}
     with running_server(spec, children, args, workdir, "idle-server") as server:
-        gen = LoadGenProcess(children, server.url, args, workdir / "idle-loadgen.log")
+        gen = start_loadgen(children, server.url, args, workdir / "idle-loadgen.log")
         try:
             task = progress.add_task(f"{spec.name}: idle, warming up", total=None)
             gen.command(f"connect {PREWARM_CHARGERS}", "connected", 60)

@@ -48,14 +48,12 @@ import contextlib
 import json
 import math
 import os
-import queue
 import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -64,7 +62,16 @@ from pathlib import Path
 from typing import Any
 
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv
-from bench_meter_values import Children, _core_times, _machine, _pinned, count_rows, free_port, wait_for_port
+from bench_meter_values import (
+    Children,
+    GenProcess,
+    _core_times,
+    _machine,
+    _pinned,
+    count_rows,
+    free_port,
+    wait_for_port,
+)
 from loadgen import percentile
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -154,74 +161,6 @@ def chargegrid_base() -> list[str]:
     if script.exists():
         return [str(script)]
     return [sys.executable, "-c", "import sys; from chargegrid.cli import main; sys.argv[0] = 'chargegrid'; main()"]
-
-
-class GenProcess:
-    """``loadgen.py --control``: commands on its stdin, JSON lines on its stdout (read by a thread)."""
-
-    def __init__(self, children: Children, name: str, cmd: list[str], core: int | None, log: Path) -> None:
-        self.name = name
-        self.log_path = log
-        self.log = log.open("wb")
-        self.proc = children.start(_pinned(cmd, core), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
-        self.ps = psutil.Process(self.proc.pid)
-        self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self.ended = False
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            with contextlib.suppress(ValueError):
-                self.lines.put(json.loads(raw))
-        self.lines.put(None)
-
-    def send(self, command: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command.encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def _died(self) -> RuntimeError:
-        self.ended = True
-        tail = ""
-        with contextlib.suppress(OSError):
-            tail = self.log_path.read_text(errors="replace")[-600:]
-        return RuntimeError(f"{self.name} exited (code {self.proc.poll()}): {tail}")
-
-    def expect(self, event: str, timeout_s: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                msg = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                raise RuntimeError(f"{self.name}: no {event!r} within {timeout_s:g} s") from None
-            if msg is None:
-                raise self._died()
-            if msg.get("event") == event:
-                return msg
-            if msg.get("event") == "error":
-                raise RuntimeError(f"{self.name}: {msg.get('error')}")
-
-    def drain(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        while True:
-            try:
-                msg = self.lines.get_nowait()
-            except queue.Empty:
-                return out
-            if msg is None:
-                raise self._died()
-            out.append(msg)
-
-    def close(self) -> dict[str, Any] | None:
-        stopped = None
-        if self.proc.poll() is None and not self.ended:
-            with contextlib.suppress(RuntimeError, BrokenPipeError):
-                self.send("stop")
-                stopped = self.expect("stopped", 90)
-        Children.stop(self.proc, signal.SIGTERM, 10)
-        self.log.close()
-        return stopped
 
 
 def loadgen_cmd(args: argparse.Namespace, url: str, *, prefix: str, first: int, concurrency: int,
