@@ -36,6 +36,7 @@ COOKIE = "chargegrid_key"
 # shared screen does not stay signed in for weeks.
 COOKIE_MAX_AGE_S = 12 * 3600
 EVENTS_URL = "/api/v1/events"
+CHARGER_PARTS = {"connectors": "_connector_rows.html", "details": "_details.html"}
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -200,26 +201,19 @@ def mount_dashboard(app: FastAPI, platform: Platform) -> None:
             return d.render("_active_rows.html", {"active": views.active_sessions(platform, charger)})
         return d.render("_completed_rows.html", {"completed": await views.completed_sessions(platform, charger)})
 
-    @app.get("/fragments/chargers/{charger_id}/connectors", include_in_schema=False, response_model=None)
-    async def connectors_fragment(request: Request, charger_id: str) -> Response:
-        if await d.role(request) is None:
-            return _unauthorized()
-        ch = await platform.chargers.get(charger_id)
-        if ch is None:
-            return Response(status_code=404)
-        return d.render("_connector_rows.html", {"charger": views.charger_view(platform, ch)})
-
-    @app.get("/fragments/chargers/{charger_id}/details", include_in_schema=False, response_model=None)
-    async def details_fragment(request: Request, charger_id: str) -> Response:
-        if await d.role(request) is None:
-            return _unauthorized()
-        ch = await platform.chargers.get(charger_id)
-        if ch is None:
-            return Response(status_code=404)
-        return d.render("_details.html", {"charger": views.charger_view(platform, ch)})
-
     @app.get("/fragments/chargers/{charger_id}/log", include_in_schema=False, response_model=None)
     async def log_fragment(request: Request, charger_id: str) -> Response:
         if await d.role(request) is None:
             return _unauthorized()
         return d.render("_log_rows.html", {"log": views.message_log(platform, charger_id)})
+
+    @app.get("/fragments/chargers/{charger_id}/{part}", include_in_schema=False, response_model=None)
+    async def charger_fragment(request: Request, charger_id: str, part: str) -> Response:
+        """The connectors or the details block of a charger's page."""
+        if await d.role(request) is None:
+            return _unauthorized()
+        template = CHARGER_PARTS.get(part)
+        ch = await platform.chargers.get(charger_id) if template else None
+        if template is None or ch is None:
+            return Response(status_code=404)
+        return d.render(template, {"charger": views.charger_view(platform, ch)})
