@@ -70,6 +70,14 @@ async def test_store_idempotency(db_url: str) -> None:
         await store.update_session(done)
         again = await store.session_by_id(a.id or 0)
         assert again is not None and again.price_total == "1.2345" and again.started_at == T
+        s2 = await store.insert_session(dataclasses.replace(s, start_key="k2"))
+        moved = dataclasses.replace(s2, meter_last_wh=900, energy_wh=900, power_w=7000, soc_percent=55.5)
+        stale = dataclasses.replace(done, energy_wh=1)  # a snapshot taken before it completed
+        await store.update_live_figures([moved, stale])
+        got = await store.session_by_id(s2.id or 0)
+        assert got is not None and got.energy_wh == 900 and got.power_w == 7000 and got.soc_percent == 55.5
+        still = await store.session_by_id(a.id or 0)
+        assert still is not None and still.energy_wh == 5 and still.status is SessionStatus.COMPLETED
         ev = StoredEvent(charger_id="C1", transaction_id="x", seq_no=3, event_type="Updated", timestamp=T)
         ev2 = dataclasses.replace(ev, seq_no=4)
         assert await store.record_transaction_events([ev]) == {("C1", "x", 3)}

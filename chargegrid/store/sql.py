@@ -432,6 +432,37 @@ class SqlStore:
         async with self.engine.begin() as conn:
             await conn.execute(t.sessions.update().where(t.sessions.c.id == session.id).values(**values))
 
+    async def update_live_figures(self, sessions: Sequence[Session]) -> None:
+        """Write the figures meter values move (readings, energy, power, SoC) of active sessions,
+        in one statement per batch. A session completed meanwhile is left alone, so a stale
+        snapshot can never reopen it."""
+        if not sessions:
+            return
+        rows = [
+            {
+                "sid": x.id,
+                "meter_start_wh": x.meter_start_wh,
+                "meter_start_at": x.meter_start_at,
+                "meter_last_wh": x.meter_last_wh,
+                "meter_last_at": x.meter_last_at,
+                "energy_wh": x.energy_wh,
+                "power_w": x.power_w,
+                "soc_percent": x.soc_percent,
+                "last_seq_no": x.last_seq_no,
+                "updated_at": x.updated_at,
+            }
+            for x in sessions
+            if x.id is not None
+        ]
+        c = t.sessions.c
+        stmt = (
+            t.sessions.update()
+            .where(c.id == sa.bindparam("sid"), c.status == SessionStatus.ACTIVE.value)
+            .values({k: sa.bindparam(k) for k in rows[0] if k != "sid"})
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt, rows)
+
     async def list_sessions(
         self, *, active: bool | None = None, charger_id: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[Session]:
