@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from typing import Any
@@ -197,7 +198,10 @@ async def test_sessions_and_sse(csms: Csms, admin_key: str, registered: str) -> 
             r = await http.post(f"/api/v1/chargers/{registered}/stop", json={"session_id": sid})
             assert r.status_code == 200 and cp.received[-1] == ("RemoteStopTransaction", {"transactionId": tx})
     await asyncio.sleep(0.2)
+    assert not listener.done(), "the event stream ended early"
     listener.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await listener
     topics = [t for t, _ in events]
     assert "session.started" in topics and "session.updated" in topics and "charger.connected" in topics
 
