@@ -220,6 +220,8 @@ def start_loadgen(children: Children, url: str, args: argparse.Namespace, log: P
     """One load generator for this benchmark, ready for commands."""
     cmd = [sys.executable, str(HERE / "loadgen.py"), "--control", "--url", url,
            "--concurrency", str(args.concurrency), "--timeout", str(args.call_timeout)]
+    if args.transactions:
+        cmd.append("--transactions")
     gen = GenProcess(children, "loadgen", cmd, args.loadgen_core, log)
     gen.expect("ready", 30)
     return gen
@@ -582,6 +584,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=100, help="handshakes in flight while connecting")
     p.add_argument("--call-timeout", type=float, default=10.0, help="seconds before an unanswered call is lost")
     p.add_argument("--settle", type=float, default=2.0, help="seconds to let the server settle before reading RSS")
+    p.add_argument("--transactions", action="store_true",
+                   help="chargers charge in sessions: MeterValues carry a transactionId (live session figures)")
     p.add_argument("--registration", choices=("import", "auto"), default="import",
                    help="chargegrid: register the fleet before it connects (import) or on first connect (auto)")
     p.add_argument("--server-log-level", default=None, help="chargegrid --log-level (default: its own)")

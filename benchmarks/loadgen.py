@@ -117,6 +117,7 @@ class Charger(WSListener):
         self.call_answer: asyncio.Future[tuple[bool, float]] | None = None  # other calls: (accepted, when)
         self.booted = False
         self.closed = False
+        self.transaction_id: int | None = None  # with --transactions: MeterValues belong to it
 
     # -- picows callbacks ----------------------------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -165,6 +166,8 @@ class Charger(WSListener):
                 self.boot_answer.set_result(kind == CALLRESULT)
             return
         if action != "MeterValues":
+            if action == "StartTransaction" and kind == CALLRESULT:
+                self.transaction_id = msg[2].get("transactionId")
             if self.call_answer is not None and not self.call_answer.done():
                 self.call_answer.set_result((kind == CALLRESULT, now))
             return
@@ -219,7 +222,7 @@ class Charger(WSListener):
     def send_meter_values(self) -> None:
         self.energy_wh += 1
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        self._send("MeterValues", {
+        payload: dict[str, Any] = {
             "connectorId": 1,
             "meterValue": [{
                 "timestamp": stamp,
@@ -231,7 +234,10 @@ class Charger(WSListener):
                     {"value": "230.1", "context": "Sample.Periodic", "measurand": "Voltage", "unit": "V"},
                 ],
             }],
-        })
+        }
+        if self.transaction_id is not None:
+            payload["transactionId"] = self.transaction_id
+        self._send("MeterValues", payload)
         self.gen.window.sent += 1
         self.gen.total.sent += 1
 
@@ -285,8 +291,11 @@ class Charger(WSListener):
 
 class LoadGen:
     def __init__(self, url: str, *, prefix: str, password: str, concurrency: int, timeout_s: float,
-                 first_index: int = 1, source_ips: list[str] | None = None, connect_report: bool = False) -> None:
+                 first_index: int = 1, source_ips: list[str] | None = None, connect_report: bool = False,
+                 transactions: bool = False, id_tag: str = "BENCHTAG") -> None:
         self.url = url.rstrip("/")
+        self.transactions = transactions  # each charger charges in a session; MeterValues carry its id
+        self.id_tag = id_tag
         self.prefix = prefix
         self.next_index = first_index  # the next charger to connect is PREFIX{next_index:05d}
         self.source_ips = source_ips or []
@@ -339,6 +348,14 @@ class LoadGen:
         if not accepted:
             self.boot_failures += 1
         listener.booted = accepted
+        if accepted and self.transactions:
+            stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            try:
+                await asyncio.wait_for(listener.call("StartTransaction", {
+                    "connectorId": 1, "idTag": self.id_tag, "meterStart": listener.energy_wh, "timestamp": stamp,
+                }), self.timeout_s)
+            except TimeoutError:
+                pass
         return listener
 
     async def connect(self, count: int) -> dict[str, Any]:
@@ -601,6 +618,8 @@ def main() -> None:
                              "(e.g. 127.0.0.2,127.0.0.3; default: the kernel's choice)")
     parser.add_argument("--connect-report", action="store_true",
                         help="control: progress lines while connecting, and each charger's boot time")
+    parser.add_argument("--transactions", action="store_true",
+                        help="each charger starts a transaction after boot; its MeterValues carry the id")
     parser.add_argument("--control", action="store_true", help="take commands on stdin (used by the driver)")
     parser.add_argument("--chargers", type=int, default=200, help="standalone: chargers")
     parser.add_argument("--rate", type=float, default=500.0, help="standalone: total MeterValues per second")
@@ -611,7 +630,7 @@ def main() -> None:
     gen = LoadGen(args.url, prefix=args.prefix, password=args.password, concurrency=args.concurrency,
                   timeout_s=args.timeout, first_index=args.first_index,
                   source_ips=[ip.strip() for ip in args.source_ips.split(",") if ip.strip()],
-                  connect_report=args.connect_report)
+                  connect_report=args.connect_report, transactions=args.transactions)
     if args.control:
         uvloop.run(control(gen))
     else:

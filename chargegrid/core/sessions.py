@@ -25,6 +25,8 @@ from datetime import datetime
 from chargegrid.core.meter import energy_register_wh, power_w, soc_percent
 from chargegrid.core.model import MeterSample, OcppVersion, Session, SessionStatus
 
+_SESSION_FIELDS = tuple(f.name for f in dataclasses.fields(Session))
+
 
 def start_key_v16(
     charger_id: str, connector_id: int, id_tag: str, timestamp: datetime, meter_start_wh: int
@@ -70,20 +72,31 @@ def _with_energy(session: Session) -> Session:
     return dataclasses.replace(session, energy_wh=max(0, session.meter_last_wh - session.meter_start_wh))
 
 
+def _evolve(session: Session, changes: dict[str, object]) -> Session:
+    """``dataclasses.replace`` without re-running ``__init__`` with every field as a keyword:
+    this runs for every meter sample of every session, where replace() cost ~7 µs and this ~4."""
+    new = object.__new__(Session)
+    for name in _SESSION_FIELDS:
+        object.__setattr__(new, name, changes[name] if name in changes else getattr(session, name))
+    return new
+
+
 def apply_sample(session: Session, sample: MeterSample) -> Session:
     """Fold one meter sample into a session (see the module rules)."""
     register = energy_register_wh(sample.values)
     changes: dict[str, object] = {}
+    start_wh = session.meter_start_wh
+    last_wh = session.meter_last_wh
     if register is not None and (session.meter_start_at is None or sample.timestamp < session.meter_start_at):
-        changes["meter_start_wh"] = register
+        start_wh = changes["meter_start_wh"] = register
         changes["meter_start_at"] = sample.timestamp
-        if session.meter_last_wh is None:
-            changes["meter_last_wh"] = register
+        if last_wh is None:
+            last_wh = changes["meter_last_wh"] = register
             changes["meter_last_at"] = sample.timestamp
     newer = session.meter_last_at is None or sample.timestamp >= session.meter_last_at
     if session.status is SessionStatus.ACTIVE and newer:
         if register is not None:
-            changes["meter_last_wh"] = register
+            last_wh = changes["meter_last_wh"] = register
             changes["meter_last_at"] = sample.timestamp
         power = power_w(sample.values)
         if power is not None:
@@ -94,7 +107,9 @@ def apply_sample(session: Session, sample: MeterSample) -> Session:
         changes["updated_at"] = max(session.updated_at or sample.timestamp, sample.timestamp)
     if not changes:
         return session
-    return _with_energy(dataclasses.replace(session, **changes))  # type: ignore[arg-type]
+    if start_wh is not None and last_wh is not None:
+        changes["energy_wh"] = max(0, last_wh - start_wh)
+    return _evolve(session, changes)
 
 
 def stop(session: Session, *, at: datetime, meter_stop_wh: int | None, reason: str | None) -> Session:

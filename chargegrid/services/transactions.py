@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -76,6 +77,9 @@ class TransactionService:
         self._tx_locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}  # lock, users
         self._active: dict[tuple[str, str], Session] = {}
         self._dirty: set[tuple[str, str]] = set()
+        self._published: dict[tuple[str, str], float] = {}  # last session.updated, monotonic s
+        self._trailing: set[tuple[str, str]] = set()  # a publish is scheduled for these
+        self.live_event_interval_s = 1.0
         self._session_task: asyncio.Task[None] | None = None
 
     @property
@@ -119,6 +123,7 @@ class TransactionService:
         else:
             self._active.pop(key, None)
             self._dirty.discard(key)
+            self._published.pop(key, None)
 
     # -- 1.6 --------------------------------------------------------------------------------
     async def start_v16(
@@ -266,9 +271,25 @@ class TransactionService:
             updated = core_sessions.apply_sample(s, m)
             if updated is not s:
                 self._active[key] = updated
-                if key not in self._dirty:
-                    self._dirty.add(key)
-                self.bus.publish("session.updated", session_event(updated))
+                self._dirty.add(key)
+                # Live views need power and energy about once a second, not per sample: a
+                # charger replaying an offline hour would otherwise flood every SSE client.
+                # The last change of a burst is published when its second is up (trailing edge).
+                now = time.monotonic()
+                wait = self._published.get(key, 0.0) + self.live_event_interval_s - now
+                if wait <= 0:
+                    self._published[key] = now
+                    self.bus.publish("session.updated", session_event(updated))
+                elif key not in self._trailing:
+                    self._trailing.add(key)
+                    asyncio.get_running_loop().call_later(wait, self._publish_trailing, key)
+
+    def _publish_trailing(self, key: tuple[str, str]) -> None:
+        self._trailing.discard(key)
+        s = self._active.get(key)
+        if s is not None:  # a session that ended meanwhile already published session.stopped
+            self._published[key] = time.monotonic()
+            self.bus.publish("session.updated", session_event(s))
 
     async def _session_loop(self) -> None:
         while True:
