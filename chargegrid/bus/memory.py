@@ -37,10 +37,6 @@ class MemoryBus:
         self._queue_size = queue_size
         self.published = 0
 
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
-
     def publish(self, topic: str, data: dict[str, Any]) -> None:
         self.published += 1
         for q in self._subscribers:
