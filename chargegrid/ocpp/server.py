@@ -181,6 +181,10 @@ class Connection(WSListener):
 
     def _on_message(self, data: bytes) -> None:
         if self.ready is not None:
+            if len(self.held) >= 100:  # a registration takes milliseconds: this is a flood
+                log.warning("ocpp.flood_while_registering", charger_id=self.charger_id)
+                self.close(WSCloseCode.POLICY_VIOLATION)
+                return
             self.held.append(data)
             return
         server = self.server
