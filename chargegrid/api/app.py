@@ -42,21 +42,21 @@ def _connector(st: ConnectorStatus) -> m.ConnectorOut:
     )
 
 
-def charger_out(p: Platform, ch: Charger) -> m.ChargerOut:
-    live = p.chargers.statuses(ch.id)
-    version = p.gateway.version_of(ch.id)
+def charger_out(p: Platform, stored: Charger) -> m.ChargerOut:
+    ch = p.chargers.with_live_state(stored)
+    version = p.gateway.version_of(ch.id) or ch.ocpp_version
     return m.ChargerOut(
         id=ch.id,
-        connected=version is not None,
-        ocpp_version=(version or ch.ocpp_version or None) and str((version or ch.ocpp_version).value),  # type: ignore[union-attr]
+        connected=p.gateway.is_connected(ch.id),
+        ocpp_version=version.value if version else None,
         vendor=ch.vendor,
         model=ch.model,
         serial_number=ch.serial_number,
         firmware_version=ch.firmware_version,
         registered_at=ch.registered_at,
         last_boot_at=ch.last_boot_at,
-        last_seen_at=p.chargers.last_seen(ch.id) or ch.last_seen_at,
-        connectors=[_connector(s) for s in (live or list(ch.connectors))],
+        last_seen_at=ch.last_seen_at,
+        connectors=[_connector(s) for s in ch.connectors],
     )
 
 

@@ -13,6 +13,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import os
@@ -76,7 +77,8 @@ class ChargerService:
         self.heartbeat_interval_s = heartbeat_interval_s
         self._credentials: dict[str, str | None] = {}
         self._verified: dict[str, bytes] = {}
-        self._statuses: dict[tuple[str, int, int], ConnectorStatus] = {}
+        # charger id -> (evse, connector) -> latest status: a charger's statuses without a scan
+        self._statuses: dict[str, dict[tuple[int, int], ConnectorStatus]] = {}
         self._seen: dict[str, datetime] = {}  # live, every message
         self._tick_now: datetime | None = None
         self._persisted: dict[str, datetime] = {}  # what the store has
@@ -92,7 +94,7 @@ class ChargerService:
     async def start(self) -> None:
         self._credentials = await self.store.credentials()
         for st in await self.store.list_connector_statuses():
-            self._statuses[(st.charger_id, st.evse_id, st.connector_id)] = st
+            self._statuses.setdefault(st.charger_id, {})[(st.evse_id, st.connector_id)] = st
         self._boots.start()
         self._status_writes.start()
 
@@ -259,17 +261,29 @@ class ChargerService:
             error_code=error_code,
             at=at,
         )
-        key = (charger_id, evse_id, connector_id)
-        if not supersedes(self._statuses.get(key), st):
+        mine = self._statuses.setdefault(charger_id, {})
+        key = (evse_id, connector_id)
+        if not supersedes(mine.get(key), st):
             return
-        self._statuses[key] = st
+        mine[key] = st
         self.bus.publish("connector.status", status_event(st))
         await self._status_writes.add((st,))
 
     def statuses(self, charger_id: str | None = None) -> list[ConnectorStatus]:
         """The live connector statuses (memory), ordered by charger, EVSE, connector."""
-        items = sorted(self._statuses.items())
-        return [st for (cid, _, _), st in items if charger_id is None or cid == charger_id]
+        if charger_id is not None:
+            return [st for _, st in sorted(self._statuses.get(charger_id, {}).items())]
+        return [st for cid in sorted(self._statuses) for _, st in sorted(self._statuses[cid].items())]
+
+    def with_live_state(self, charger: Charger) -> Charger:
+        """The stored charger with what this node knows now: live connector statuses and the
+        last time it was heard from (the store has them only as of the last flush)."""
+        live = self._statuses.get(charger.id)
+        return dataclasses.replace(
+            charger,
+            connectors=tuple(st for _, st in sorted(live.items())) if live else charger.connectors,
+            last_seen_at=self._seen.get(charger.id) or charger.last_seen_at,
+        )
 
     def last_seen(self, charger_id: str) -> datetime | None:
         return self._seen.get(charger_id)

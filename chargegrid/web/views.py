@@ -137,8 +137,8 @@ class LogEntry:
     truncated: int
 
 
-def charger_view(p: Platform, ch: Charger, live: list[ConnectorStatus] | None = None) -> ChargerView:
-    statuses = p.chargers.statuses(ch.id) if live is None else live
+def charger_view(p: Platform, stored: Charger) -> ChargerView:
+    ch = p.chargers.with_live_state(stored)
     return ChargerView(
         id=ch.id,
         connected=p.gateway.is_connected(ch.id),
@@ -149,18 +149,14 @@ def charger_view(p: Platform, ch: Charger, live: list[ConnectorStatus] | None = 
         firmware_version=ch.firmware_version,
         registered_at=ch.registered_at,
         last_boot_at=ch.last_boot_at,
-        last_seen=p.chargers.last_seen(ch.id) or ch.last_seen_at,
-        connectors=tuple(statuses or ch.connectors),
+        last_seen=ch.last_seen_at,
+        connectors=ch.connectors,
     )
 
 
 async def charger_views(p: Platform) -> list[ChargerView]:
-    """Every registered charger with its live statuses (one store query, one pass over memory)."""
-    by_charger: dict[str, list[ConnectorStatus]] = {}
-    for st in p.chargers.statuses():
-        by_charger.setdefault(st.charger_id, []).append(st)
-    chargers = sorted(await p.chargers.list(), key=lambda c: c.id)
-    return [charger_view(p, ch, by_charger.get(ch.id, [])) for ch in chargers]
+    """Every registered charger with its live statuses."""
+    return [charger_view(p, ch) for ch in sorted(await p.chargers.list(), key=lambda c: c.id)]
 
 
 def summary(p: Platform, chargers: list[ChargerView]) -> Summary:
