@@ -604,6 +604,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def driver_setup(args: argparse.Namespace) -> Children:
+    """What every benchmark driver does first: keep off the server's core (children are pinned
+    on their own), treat SIGTERM like Ctrl-C so subprocesses are killed, have a results folder."""
+    if args.loadgen_core is not None and args.server_core is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, {args.loadgen_core})
+    RESULTS.mkdir(parents=True, exist_ok=True)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    return Children()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     specs = {
@@ -617,16 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < needed // 2:
         console.print(f"[yellow]open-file limit {soft} is below {needed // 2}: raise `ulimit -n`[/]")
-    if args.loadgen_core is not None and args.server_core is not None:
-        with contextlib.suppress(OSError):  # keep the server's core for the server (children are re-pinned)
-            os.sched_setaffinity(0, {args.loadgen_core})
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    children = Children()
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
+    children = driver_setup(args)
     workroot = Path(tempfile.mkdtemp(prefix="chargegrid-bench-"))
     results: list[Result] = []
     try:

@@ -69,6 +69,7 @@ from bench_meter_values import (
     _machine,
     _pinned,
     count_rows,
+    driver_setup,
     free_port,
     wait_for_port,
 )
@@ -846,16 +847,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"{plan.chargers:,} chargers over {len(plan.gens)} load generator(s), source addresses "
                   f"{', '.join(ip for g in plan.gens for ip in g.source_ips)}; open files {plan.nofile_soft} "
                   f"(hard {plan.nofile_hard})")
-    if args.loadgen_core is not None and args.server_core is not None:
-        with contextlib.suppress(OSError):  # keep the server's core for the server (children are re-pinned)
-            os.sched_setaffinity(0, {args.loadgen_core})
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    children = Children()
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
+    children = driver_setup(args)
     workdir = Path(tempfile.mkdtemp(prefix="chargegrid-scale-"))
     try:
         res = run(args, plan, children, workdir)
